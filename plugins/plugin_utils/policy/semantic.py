@@ -1,0 +1,277 @@
+# -*- coding: utf-8 -*-
+# Private to restorable.backup: checks the schema cannot express, run on schema-valid documents.
+# Each check is a small method yielding Problems; PolicyChecks.run() lists them all.
+from __future__ import annotations
+
+import math
+import posixpath
+
+from .calendar_event import CalendarError, Window, largest_gap_minutes
+from .durations import format_duration, parse_duration
+from .problems import Problem
+
+REPOSITORY_TYPES = ("local", "sftp", "s3")
+# Profiles that hold the application still for as long as a copy runs: only snapshot tiers can
+# keep that short, so file-level tiers must stream instead.
+SNAPSHOT_ONLY_PROFILES = {("fsfreeze", None), ("postgresql", "backup_api"), ("mariadb", "read_lock")}
+SNAPSHOT_TIERS = ("cdp", "array")
+DAY = 86400
+
+
+class PolicyChecks:
+    """Cross-field checks for one host's merged policy."""
+
+    def __init__(self, host: str, policy: dict, inventory_hosts: frozenset) -> None:
+        self.host = host
+        self.policy = policy
+        self.inventory_hosts = inventory_hosts
+        self.targets = policy.get("restorable_targets", {})
+        self.datasets = policy.get("restorable_datasets", {})
+        self.schedules = policy.get("restorable_schedules", {})
+        self.profiles = policy.get("restorable_consistency_profiles", {})
+        self.drills = policy.get("restorable_drills", {})
+        self.sites = policy.get("restorable_sites", {})
+
+    def run(self) -> list:
+        problems: list = []
+        for check in (
+            self.check_site,
+            self.check_target_hosts,
+            self.check_dataset_references,
+            self.check_schedules_meet_rpo,
+            self.check_windows,
+            self.check_drills,
+            self.check_retention_covers_drills,
+            self.check_tape_chains,
+        ):
+            problems.extend(check())
+        return problems
+
+    def _problem(self, path: tuple, message: str, severity: str = "error") -> Problem:
+        return Problem(self.host, path, message, severity)
+
+    def check_site(self):
+        site = self.policy.get("restorable_site")
+        if site is not None and site not in self.sites:
+            yield self._problem(("restorable_site",), _unknown("site profile", site, self.sites, "restorable_sites"))
+
+    def check_target_hosts(self):
+        for name, target in self.targets.items():
+            host = target.get("host")
+            if target["type"] in ("replica", "tape_library") and host and host not in self.inventory_hosts:
+                yield self._problem(("restorable_targets", name, "host"), "host %s is not in the inventory" % host)
+
+    def check_dataset_references(self):
+        for name, dataset in self.datasets.items():
+            base = ("restorable_datasets", name)
+            for index, target in enumerate(dataset.get("targets", [])):
+                yield from self._target_ref(base + ("targets", index), target, REPOSITORY_TYPES)
+            for key in ("schedule", "base_backup_schedule"):
+                if key in dataset and dataset[key] not in self.schedules:
+                    yield self._problem(base + (key,), _unknown("schedule", dataset[key], self.schedules, "restorable_schedules"))
+            if "consistency" in dataset:
+                yield from self._profile_ref(base, dataset)
+            if "replica" in dataset:
+                yield from self._target_ref(base + ("replica",), dataset["replica"], ("replica",))
+            if "wal_archive" in dataset:
+                yield from self._target_ref(base + ("wal_archive",), dataset["wal_archive"], REPOSITORY_TYPES)
+            if dataset.get("proxy_host") and dataset["proxy_host"] not in self.inventory_hosts:
+                yield self._problem(base + ("proxy_host",), "host %s is not in the inventory" % dataset["proxy_host"])
+            if "export" in dataset:
+                yield from self._export_ref(base + ("export",), dataset["export"])
+            yield from self._source_fits_tier(base, dataset)
+
+    def _target_ref(self, path: tuple, name: str, kinds: tuple):
+        if name not in self.targets:
+            yield self._problem(path, _unknown("target", name, self.targets, "restorable_targets"))
+        elif self.targets[name]["type"] not in kinds:
+            yield self._problem(path, "target %s is of type %s, expected %s" % (name, self.targets[name]["type"], " or ".join(kinds)))
+
+    def _profile_ref(self, base: tuple, dataset: dict):
+        name = dataset["consistency"]
+        if name not in self.profiles:
+            yield self._problem(base + ("consistency",), _unknown("consistency profile", name, self.profiles, "restorable_consistency_profiles"))
+            return
+        profile = self.profiles[name]
+        kind = profile["type"]
+        mode = (profile.get(kind) or {}).get("mode") if kind in ("postgresql", "mariadb") else None
+        if (kind, mode) in SNAPSHOT_ONLY_PROFILES and dataset["tier"] not in SNAPSHOT_TIERS:
+            label = kind + (" mode %s" % mode if mode else "")
+            yield self._problem(
+                base + ("consistency",),
+                "profile %s (%s) holds the application for a snapshot and needs tier cdp or array, not %s" % (name, label, dataset["tier"]),
+            )
+
+    def _export_ref(self, path: tuple, export: dict):
+        library = export["library"]
+        found = list(self._target_ref(path + ("library",), library, ("tape_library",)))
+        yield from found
+        if not found and export["pool"] not in self.targets[library]["pools"]:
+            yield self._problem(path + ("pool",), _unknown("pool", export["pool"], self.targets[library]["pools"], "restorable_targets.%s.pools" % library))
+
+    def _source_fits_tier(self, base: tuple, dataset: dict):
+        source = dataset.get("source", {})
+        if source.get("type") == "btrfs" and "wal_archive" in dataset:
+            yield self._problem(base + ("wal_archive",), "a WAL archive applies to a postgresql source, not btrfs")
+        if source.get("type") == "postgresql" and "replica" in dataset:
+            yield self._problem(base + ("replica",), "btrfs replicas apply to a btrfs source, not postgresql")
+        if source.get("type") == "postgresql" and "wal_archive" not in dataset:
+            yield self._problem(base, "a postgresql CDP dataset needs wal_archive (where WAL segments go)")
+
+    def _interval_seconds(self, dataset: dict):
+        """Largest time between recovery points, or None when it cannot be known."""
+        if dataset["tier"] == "cdp":
+            return dataset["interval_minutes"] * 60
+        schedule = self.schedules.get(dataset.get("schedule"))
+        if schedule is None:
+            return None
+        window = Window.from_policy(schedule["window"]) if "window" in schedule else None
+        try:
+            gap = largest_gap_minutes(schedule["calendar"], window)
+        except CalendarError:
+            return None
+        if gap is None:
+            return math.inf
+        jitter = parse_duration(schedule["jitter"]) if "jitter" in schedule else 0
+        return gap * 60 + jitter
+
+    def check_schedules_meet_rpo(self):
+        for name, schedule in self.schedules.items():
+            try:
+                largest_gap_minutes(schedule["calendar"])
+            except CalendarError as exc:
+                yield self._problem(("restorable_schedules", name, "calendar"), "cannot read %r: %s" % (schedule["calendar"], exc))
+        for name, dataset in self.datasets.items():
+            if "rpo" not in dataset or not dataset.get("enabled", True):
+                continue
+            yield from self._meets_rpo(("restorable_datasets", name, "rpo"), dataset, dataset["rpo"])
+
+    def _meets_rpo(self, path: tuple, dataset: dict, rpo: str):
+        interval = self._interval_seconds(dataset)
+        if interval is None:
+            return
+        if interval == math.inf:
+            yield self._problem(path, "the schedule never starts a run inside its window, so no RPO can be met")
+        elif interval > parse_duration(rpo):
+            yield self._problem(
+                path,
+                "RPO %s cannot be met: runs can be up to %s apart (schedule, window and jitter)" % (rpo, format_duration(interval)),
+            )
+
+    def check_windows(self):
+        for name, schedule in self.schedules.items():
+            if "window" not in schedule:
+                continue
+            base = ("restorable_schedules", name)
+            window = Window.from_policy(schedule["window"])
+            if "jitter" in schedule and parse_duration(schedule["jitter"]) > window.length_minutes * 60:
+                yield self._problem(
+                    base + ("jitter",),
+                    "jitter %s is longer than the window %s-%s (%s): spread starts would fall outside it"
+                    % (schedule["jitter"], schedule["window"]["start"], schedule["window"]["end"], format_duration(window.length_minutes * 60)),
+                )
+            try:
+                if largest_gap_minutes(schedule["calendar"], window) is None:
+                    yield self._problem(
+                        base + ("window",),
+                        "calendar %r never fires inside the window %s-%s" % (schedule["calendar"], schedule["window"]["start"], schedule["window"]["end"]),
+                    )
+            except CalendarError:
+                pass  # reported by check_schedules_meet_rpo
+        for name, site in self.sites.items():
+            if "window" in site and Window.from_policy(site["window"]).length_minutes < 60:
+                yield self._problem(("restorable_sites", name, "window"), "a window shorter than 1h leaves no time for a backup")
+
+    def check_drills(self):
+        for name, drill in self.drills.items():
+            base = ("restorable_drills", name)
+            if drill.get("drill_host") and drill["drill_host"] not in self.inventory_hosts:
+                yield self._problem(base + ("drill_host",), "host %s is not in the inventory" % drill["drill_host"])
+            if "calendar" in drill:
+                try:
+                    largest_gap_minutes(drill["calendar"])
+                except CalendarError as exc:
+                    yield self._problem(base + ("calendar",), "cannot read %r: %s" % (drill["calendar"], exc))
+            for index, dataset_name in enumerate(drill["datasets"]):
+                if dataset_name not in self.datasets:
+                    yield self._problem(base + ("datasets", index), _unknown("dataset", dataset_name, self.datasets, "restorable_datasets"))
+                elif "rpo" in drill:
+                    yield from self._meets_rpo(base + ("rpo",), self.datasets[dataset_name], drill["rpo"])
+            if "sandbox" in drill:
+                yield from self._sandbox_outside_protected(base + ("sandbox",), drill["sandbox"])
+
+    def _sandbox_outside_protected(self, path: tuple, sandbox: str):
+        for name, dataset in self.datasets.items():
+            for protected in _protected_paths(dataset):
+                if _inside(sandbox, protected) or _inside(protected, sandbox):
+                    yield self._problem(path, "sandbox %s overlaps %s, protected by dataset %s: a restore must never write there" % (sandbox, protected, name))
+
+    def check_retention_covers_drills(self):
+        for name, drill in self.drills.items():
+            look_back = drill.get("recovery_point", {}).get("within_days")
+            if look_back is None:
+                continue
+            for dataset_name in drill["datasets"]:
+                dataset = self.datasets.get(dataset_name)
+                if dataset is None:
+                    continue
+                horizon = self._retention_horizon(dataset)
+                if horizon is not None and horizon < look_back * DAY:
+                    yield self._problem(
+                        ("restorable_datasets", dataset_name, "retention"),
+                        "keeps points for about %s, less than the %d-day look-back of drill %s" % (format_duration(horizon), look_back, name),
+                    )
+
+    def _retention_horizon(self, dataset: dict):
+        """How far back the oldest kept point reaches, roughly, in seconds."""
+        retention = dataset["retention"]
+        spans = [
+            retention.get("hourly", 0) * 3600,
+            retention.get("daily", 0) * DAY,
+            retention.get("weekly", 0) * 7 * DAY,
+            retention.get("monthly", 0) * 30 * DAY,
+            retention.get("yearly", 0) * 365 * DAY,
+        ]
+        if "max_age" in retention:
+            spans.append(parse_duration(retention["max_age"]))
+        interval = self._interval_seconds(dataset)
+        if retention.get("last") and interval not in (None, math.inf):
+            spans.append(retention["last"] * interval)
+        return max(spans) if any(spans) else None
+
+    def check_tape_chains(self):
+        for name, dataset in self.datasets.items():
+            export = dataset.get("export")
+            library = self.targets.get(export["library"]) if export else None
+            if not library or library["type"] != "tape_library" or export["pool"] not in library["pools"]:
+                continue
+            interval = self._interval_seconds(dataset)
+            if interval in (None, math.inf):
+                continue
+            chain_seconds = export.get("chain_length", 1) * export.get("every", 1) * interval
+            retention_days = library["pools"][export["pool"]]["retention_days"]
+            if chain_seconds > retention_days * DAY:
+                yield self._problem(
+                    ("restorable_datasets", name, "export", "chain_length"),
+                    "a chain spans about %s, longer than the %d-day retention of pool %s: its full would expire before its last incremental"
+                    % (format_duration(chain_seconds), retention_days, export["pool"]),
+                )
+
+
+def _unknown(kind: str, name: str, known: dict, where: str) -> str:
+    names = ", ".join(sorted(known)) or "none defined"
+    return "%s %s is not defined in %s (known: %s)" % (kind, name, where, names)
+
+
+def _protected_paths(dataset: dict) -> list:
+    paths = list(dataset.get("paths", []))
+    source = dataset.get("source", {})
+    paths.extend(source[key] for key in ("subvolume", "snapshot_dir", "data_directory") if key in source)
+    paths.extend(v for v in dataset.get("volumes", []) if v.startswith("/"))
+    return paths
+
+
+def _inside(path: str, parent: str) -> bool:
+    path, parent = posixpath.normpath(path), posixpath.normpath(parent)
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
