@@ -50,9 +50,10 @@ class FleetValidator:
         self.origin = origin
         self.secret_source = secret_source
 
-    def validate(self, hosts: dict) -> FleetReport:
+    def validate(self, hosts: dict, inventory_hosts: frozenset | None = None) -> FleetReport:
+        """hosts: name -> variables; inventory_hosts: every name host references may use."""
         report = FleetReport()
-        inventory_hosts = frozenset(hosts)
+        inventory_hosts = frozenset(hosts) if inventory_hosts is None else inventory_hosts
         for host, variables in hosts.items():
             document = {k: v for k, v in variables.items() if k.startswith(VARIABLE_PREFIX)}
             report.problems.extend(self._with_origin(self.validate_host(host, document, inventory_hosts, report)))
