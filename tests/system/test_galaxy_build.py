@@ -13,7 +13,7 @@ BIN = Path(sys.executable).parent
 
 
 def run(*cmd, **kwargs):
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kwargs)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, **kwargs)
     assert result.returncode == 0, (
         f"{' '.join(map(str, cmd))} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
     )
