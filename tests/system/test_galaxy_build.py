@@ -63,8 +63,11 @@ def test_tarball_leaves_out_checkout_artifacts(tarball):
 
 
 def test_validate_playbook_runs_from_installed_collection(collections_path, tmp_path):
-    run(
+    # A missing or empty inventory must fail, not pass with no host to validate.
+    env = dict(isolated_env(collections_path), ANSIBLE_INVENTORY_UNPARSED_FAILED="true")
+    result = run(
         BIN / "ansible-playbook", "restorable.backup.validate",
         "-i", str(REPO / "inventories/example-fleet"),
-        cwd=tmp_path, env=isolated_env(collections_path),
+        cwd=tmp_path, env=env,
     )
+    assert "PLAY RECAP" in result.stdout
