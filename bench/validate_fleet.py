@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Benchmark: policy validation of a synthetic fleet (default 10,000 hosts x 5 datasets).
 
 Every host has its own datasets (distinct names and paths) so nothing can be shared between
@@ -66,7 +66,7 @@ def main() -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     inventory = fleet(args.hosts, args.datasets)
     timings = []
-    for _ in range(args.runs):
+    for _run in range(args.runs):
         validator = FleetValidator()  # includes compiling the schema, as every play does
         started = time.perf_counter()
         report = validator.validate(inventory)

@@ -14,7 +14,7 @@ description:
     copied, where to, when, what is kept, the objectives and the 3-2-1-1-0 score; then each drill.
   - Run it after M(restorable.backup.validate) in the same play; it assumes a valid policy.
 author:
-  - Restorable contributors
+  - Restorable maintainers (@restorable)
 options: {}
 attributes:
   check_mode:

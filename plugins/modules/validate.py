@@ -16,7 +16,7 @@ description:
     3-2-1-1-0), and fails with one line per problem naming host, field path and file.
   - Runs on the controller only; no host is contacted. Run it once per play (C(run_once)).
 author:
-  - Restorable contributors
+  - Restorable maintainers (@restorable)
 options:
   hosts:
     description:
@@ -38,7 +38,7 @@ requirements:
   - PyYAML on the controller
 notes:
   - Secrets must be given with Ansible Vault or a lookup; plain text gives a warning, or an error
-    when O(restorable_compliance.plaintext_secrets) is C(error). Secret values never appear in messages.
+    when C(restorable_compliance.plaintext_secrets) is C(error). Secret values never appear in messages.
 """
 
 EXAMPLES = r"""
@@ -59,7 +59,7 @@ hosts_checked:
   type: int
   sample: 42
 problems:
-  description: One line per error, C(host: field.path: message (file:line)).
+  description: "One line per error: host, field path, message, and the file and line of the value."
   returned: always
   type: list
   elements: str

@@ -274,4 +274,3 @@ def _protected_paths(dataset: dict) -> list:
 def _inside(path: str, parent: str) -> bool:
     path, parent = posixpath.normpath(path), posixpath.normpath(parent)
     return path == parent or path.startswith(parent.rstrip("/") + "/")
-
