@@ -61,7 +61,6 @@ class SchemaValidator:
             key=lambda p: (tuple(str(x) for x in p.path), p.message),
         )
 
-
     def _is_valid_variable(self, name: str, value: object) -> bool:
         """Hosts of one group share their group_vars values: a value seen valid once stays valid."""
         try:
