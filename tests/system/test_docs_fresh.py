@@ -101,12 +101,6 @@ def test_every_property_has_a_description_and_examples(schema):
     assert not missing, "\n".join(missing)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schema.yml: unquoted descriptions containing commas inside YAML flow mappings are cut "
-    "at the comma, the rest becomes a stray key (bandwidth.download_kbps, dataset_common.ping_url, "
-    "dataset_cdp.interval_minutes, drill.sample.mode); quote them, then remove this marker",
-)
 def test_schema_uses_only_known_keywords(schema):
     unknown = [f"{where}: {key!r}" for where, key in _keywords(schema, "#") if key not in KEYWORDS]
     assert not unknown, "\n".join(unknown)
