@@ -55,11 +55,16 @@ class SchemaValidator:
     def problems(self, host: str, document: dict) -> list:
         if all(self._is_valid_variable(name, value) for name, value in document.items()):
             return []
-        errors = _leaf_errors(self._detailed.iter_errors(document))
-        return sorted(
-            {Problem(host, tuple(error.absolute_path), _message(error)) for error in errors},
-            key=lambda p: (tuple(str(x) for x in p.path), p.message),
-        )
+        problems = set()
+        for error in _leaf_errors(self._detailed.iter_errors(document)):
+            path = tuple(error.absolute_path)
+            if error.validator == "additionalProperties":
+                # One line per unknown key, at the key itself: that is where the typo is.
+                message = _message(error)
+                problems.update(Problem(host, path + (key,), message) for key in _unknown_keys(error))
+            else:
+                problems.add(Problem(host, path, _message(error)))
+        return sorted(problems, key=lambda p: (tuple(str(x) for x in p.path), p.message))
 
     def _is_valid_variable(self, name: str, value: object) -> bool:
         """Hosts of one group share their group_vars values: a value seen valid once stays valid."""
@@ -121,6 +126,11 @@ def _leaf_errors(errors) -> list:
     return leaves
 
 
+def _unknown_keys(error) -> list:
+    allowed = set((error.schema.get("properties") or {}).keys())
+    return sorted((key for key in error.instance if key not in allowed), key=str)
+
+
 def _shown(error) -> str:
     if isinstance(error.schema, dict) and error.schema.get("x-secret"):
         return "the value (hidden, it is a secret)"
@@ -133,9 +143,8 @@ def _message(error) -> str:
     shown = _shown(error)
     if kind == "additionalProperties":
         allowed = sorted((error.schema.get("properties") or {}).keys())
-        unknown = sorted(set(error.instance) - set(allowed))
-        hint = " (allowed: %s)" % ", ".join(allowed) if allowed else ""
-        return "unknown field%s %s%s" % ("s" if len(unknown) > 1 else "", ", ".join(map(str, unknown)), hint)
+        what = "variable" if not error.absolute_path else "field"
+        return "unknown %s (allowed: %s)" % (what, ", ".join(allowed)) if allowed else "unknown %s" % what
     if kind == "required":
         missing = [name for name in expected if name not in error.instance]
         return "missing required field%s %s" % ("s" if len(missing) > 1 else "", ", ".join(missing))

@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright: Restorable contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+name: agent_plan
+short_description: The repositories and jobs of a host's agent tier
+version_added: 0.1.0
+description:
+  - Turns a host's validated C(restorable_*) variables into what the agent tier applies on it
+    the repositories to initialise, with the credentials to place, and the jobs to schedule.
+  - Used by the C(restorable.backup.agent) role; secrets are part of the result, so never
+    print it.
+author:
+  - Restorable maintainers (@restorable)
+options:
+  _input:
+    description: The host's variables, for example C(hostvars[inventory_hostname]).
+    type: dict
+    required: true
+  host:
+    description: The inventory name of the host (spreads start times, names S3 prefixes).
+    type: str
+    required: true
+  root:
+    description:
+      - Directory the host's configuration, secrets and status live below; C(/) on a real host.
+      - Several inventory hosts that share one machine (the demo, tests) each get their own.
+    type: str
+    default: /
+"""
+
+EXAMPLES = r"""
+- name: Initialise the repositories of this host
+  restorable.backup.repository:
+    repositories: "{{ (hostvars[inventory_hostname] | restorable.backup.agent_plan(inventory_hostname)).repositories }}"
+"""
+
+RETURN = r"""
+_value:
+  description: C(repositories) and C(jobs) lists.
+  type: dict
+"""
+
+from ansible_collections.restorable.backup.plugins.plugin_utils.agent_plan import AgentPlanner
+from ansible_collections.restorable.backup.plugins.plugin_utils.inventory_policy import plain
+from ansible_collections.restorable.backup.plugins.plugin_utils.policy.validator import VARIABLE_PREFIX
+
+
+def agent_plan(variables, host, root="/"):
+    policy = {k: plain(variables[k]) for k in variables.keys() if isinstance(k, str) and k.startswith(VARIABLE_PREFIX)}
+    planner = AgentPlanner(host, policy, root)
+    return {"repositories": planner.repositories(), "jobs": planner.jobs()}
+
+
+class FilterModule:
+    def filters(self):
+        return {"agent_plan": agent_plan}

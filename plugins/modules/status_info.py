@@ -1,0 +1,87 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Restorable contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: status_info
+short_description: What a host last did for each of its backup jobs
+version_added: 0.1.0
+description:
+  - Reads the machine-readable status the runner records for every job configured on the host:
+    last result and reason, recovery point id, bytes, duration, canary, check results and history.
+author:
+  - Restorable maintainers (@restorable)
+options:
+  root:
+    description: Directory the host's C(etc/restorable) is below (see M(restorable.backup.job)).
+    type: path
+    default: /
+  jobs:
+    description: Only these jobs (default all).
+    type: list
+    elements: str
+attributes:
+  check_mode:
+    support: full
+    description: Reads only.
+  diff_mode:
+    support: none
+    description: Reads only.
+  idempotent:
+    support: full
+    description: Reads only.
+"""
+
+EXAMPLES = r"""
+- name: Read the backup status
+  restorable.backup.status_info:
+  register: backup_status
+
+- name: Show the last result of each job
+  ansible.builtin.debug:
+    msg: "{{ backup_status.jobs | dict2items | map(attribute='value.last.result') }}"
+"""
+
+RETURN = r"""
+jobs:
+  description: Status per job, the latest run's fields plus counters, C(last_success), C(last_check) and C(history).
+  returned: always
+  type: dict
+  sample: {"www": {"result": "success", "snapshot_id": "4f1c...", "consecutive_failures": 0, "last_success": {"finished": "2026-11-24T01:00:12Z"}}}
+"""
+
+import glob
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.restorable.backup.plugins.module_utils.agent.config import ConfigError, load_job_config
+from ansible_collections.restorable.backup.plugins.module_utils.agent.status import StatusStore
+from ansible_collections.restorable.backup.plugins.module_utils.converge.jobs import job_config_path
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            root=dict(type="path", default="/"),
+            jobs=dict(type="list", elements="str"),
+        ),
+        supports_check_mode=True,
+    )
+    root = module.params["root"]
+    names = module.params["jobs"] or sorted(os.path.basename(p)[:-5] for p in glob.glob(job_config_path(root, "*")))
+    jobs = {}
+    for name in names:
+        try:
+            config = load_job_config(job_config_path(root, name))
+            jobs[name] = StatusStore(config.status_dir, config.dataset).load()
+        except (ConfigError, ValueError) as exc:
+            module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, jobs=jobs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+# -*- coding: utf-8 -*-
+# Private to restorable.backup: from a host's validated policy to what its agent tier needs:
+# the repositories to initialise (with the credentials placed for them) and the jobs to
+# schedule. Runs on the controller; the host receives plain job configurations.
+from __future__ import annotations
+
+import shlex
+from ansible_collections.restorable.backup.plugins.module_utils.agent.units import spread_offset
+from ansible_collections.restorable.backup.plugins.module_utils.common.durations import parse_duration
+
+import posixpath
+
+CONFIG_DIR = "/etc/restorable"
+SECRETS_DIR = CONFIG_DIR + "/secrets"
+STATUS_DIR = "/var/lib/restorable"
+METRICS_DIR = "/var/lib/restorable/metrics"
+
+
+def below(root: str, path: str) -> str:
+    """path inside root ("/" for a real host; a directory per host when several share a machine)."""
+    return posixpath.join(root, path.lstrip("/"))
+
+
+class AgentPlanner:
+    """Repositories and jobs of the agent datasets of one host."""
+
+    def __init__(self, host: str, policy: dict, root: str = "/") -> None:
+        self.host = host
+        self.secrets_dir = below(root, SECRETS_DIR)
+        self.status_dir = below(root, STATUS_DIR)
+        self.metrics_dir = below(root, METRICS_DIR)
+        self.targets = policy.get("restorable_targets") or {}
+        self.datasets = policy.get("restorable_datasets") or {}
+        self.schedules = policy.get("restorable_schedules") or {}
+        self.profiles = policy.get("restorable_consistency_profiles") or {}
+        self.site = (policy.get("restorable_sites") or {}).get(policy.get("restorable_site") or "", {})
+
+    def agent_datasets(self) -> list:
+        return sorted(
+            (name, d) for name, d in self.datasets.items() if d.get("tier") == "agent" and d.get("enabled", True)
+        )
+
+    def repositories(self) -> list:
+        used = sorted({t for _, d in self.agent_datasets() for t in d["targets"]})
+        return [self.repository(name) for name in used]
+
+    def repository(self, name: str) -> dict:
+        target = self.targets[name]
+        kind = target["type"]
+        spec = {
+            "name": name,
+            "type": kind,
+            "url": self._url(target),
+            "options": self._options(name, target),
+            "password": target["password"],
+            "password_file": "%s/%s.password" % (self.secrets_dir, name),
+            "env": {},
+            "env_file": None,
+            "ssh_private_key": target.get("ssh_private_key"),
+            "known_hosts": target.get("known_hosts"),
+        }
+        if kind == "s3":
+            spec["env"] = {"AWS_ACCESS_KEY_ID": target["access_key_id"], "AWS_SECRET_ACCESS_KEY": target["secret_access_key"]}
+            if target.get("region"):
+                spec["env"]["AWS_DEFAULT_REGION"] = target["region"]
+            spec["env_file"] = "%s/%s.env" % (self.secrets_dir, name)
+        return spec
+
+    def _url(self, target: dict) -> str:
+        kind = target["type"]
+        if kind == "local":
+            return target["path"]
+        if kind == "sftp":
+            user = target["user"] + "@" if target.get("user") else ""
+            if target.get("port"):
+                return "sftp://%s%s:%d/%s" % (user, target["host"], target["port"], target["path"])
+            return "sftp:%s%s:%s" % (user, target["host"], target["path"])
+        endpoint = target.get("endpoint", "https://s3.amazonaws.com").rstrip("/")
+        # One repository per host below the prefix, so a host's credentials can be scoped to it.
+        parts = [target["bucket"]] + [p for p in target.get("prefix", "").split("/") if p] + [self.host]
+        return "s3:%s/%s" % (endpoint, "/".join(parts))
+
+    def _options(self, name: str, target: dict) -> list:
+        if target["type"] != "sftp" or not (target.get("ssh_private_key") or target.get("known_hosts")):
+            return []
+        ssh = ["ssh"]
+        if target.get("ssh_private_key"):
+            ssh += ["-i", "%s/%s.key" % (self.secrets_dir, name), "-o", "IdentitiesOnly=yes"]
+        if target.get("known_hosts"):
+            ssh += ["-o", "UserKnownHostsFile=%s/%s.known_hosts" % (self.secrets_dir, name), "-o", "StrictHostKeyChecking=yes"]
+        if target.get("port"):
+            ssh += ["-p", str(target["port"])]
+        ssh += ["%s%s" % (target["user"] + "@" if target.get("user") else "", target["host"]), "-s", "sftp"]
+        return ["sftp.command=%s" % " ".join(shlex.quote(a) for a in ssh)]
+
+    def jobs(self) -> list:
+        jobs = []
+        for name, dataset in self.agent_datasets():
+            for index, target in enumerate(dataset["targets"]):
+                # The primary copy carries the dataset's name; further copies are named after their target.
+                job_name = name if index == 0 else "%s-%s" % (name, target)
+                jobs.append(self.job(job_name, name, dataset, target))
+        return jobs
+
+    def job(self, job_name: str, dataset_name: str, dataset: dict, target_name: str) -> dict:
+        repository = self.repository(target_name)
+        schedule = self.schedules[dataset["schedule"]]
+        jitter = parse_duration(schedule["jitter"]) if "jitter" in schedule else 0
+        config = {
+            "format": 1,
+            "dataset": job_name,
+            "host": self.host,
+            "repository": {"url": repository["url"], "password_file": repository["password_file"]},
+            "paths": list(dataset["paths"]),
+            "excludes": list(dataset.get("excludes", [])),
+            "one_file_system": bool(dataset.get("one_file_system", False)),
+            "tags": ["dataset:%s" % dataset_name] + list(dataset.get("tags", [])),
+            "retention": {k: v for k, v in dataset["retention"].items() if k != "thinning"},
+            "schedule": self._schedule(schedule),
+            "hooks": self._hooks(dataset),
+            "check": dict(dataset.get("check", {})),
+            "status_dir": self.status_dir,
+            "metrics_dir": self.metrics_dir,
+        }
+        if repository["env_file"]:
+            config["repository"]["env_file"] = repository["env_file"]
+        if repository["options"]:
+            config["repository"]["options"] = repository["options"]
+        if dataset.get("ping_url"):
+            config["ping_url"] = dataset["ping_url"]
+        return {
+            "name": job_name,
+            "dataset": dataset_name,
+            "target": target_name,
+            "calendar": schedule["calendar"],
+            "delay_seconds": spread_offset(self.host, job_name, jitter),
+            "config": config,
+        }
+
+    def _schedule(self, schedule: dict) -> dict:
+        """The schedule's gate settings, with the site profile filling what the schedule leaves open."""
+        result = {}
+        window = dict(schedule.get("window") or self.site.get("window") or {})
+        if window:
+            if "timezone" not in window and self.site.get("timezone"):
+                window["timezone"] = self.site["timezone"]
+            result["window"] = window
+        for key in ("load_gate", "nice", "ionice"):
+            if key in schedule:
+                result[key] = dict(schedule[key]) if isinstance(schedule[key], dict) else schedule[key]
+        bandwidth = _tighter(schedule.get("bandwidth") or {}, self.site.get("bandwidth") or {})
+        if bandwidth:
+            result["bandwidth"] = bandwidth
+        return result
+
+    def _hooks(self, dataset: dict) -> dict:
+        profile = self.profiles.get(dataset.get("consistency") or "", {})
+        return {
+            "pre": [_command(c) for c in profile.get("pre", [])],
+            "post": [_command(c) for c in profile.get("post", [])],
+        }
+
+
+def _command(command: dict) -> dict:
+    hook = {"argv": list(command["argv"]), "env": dict(command.get("env", {}))}
+    if "timeout" in command:
+        hook["timeout"] = parse_duration(command["timeout"])
+    return hook
+
+
+def _tighter(first: dict, second: dict) -> dict:
+    """Each cap at the lower of the two values given."""
+    caps = {}
+    for key in set(first) | set(second):
+        values = [v for v in (first.get(key), second.get(key)) if v]
+        caps[key] = min(values)
+    return caps
