@@ -34,6 +34,10 @@ class FleetError(RuntimeError):
     """A host of the fleet could not be set up, started or stopped."""
 
 
+class PortTaken(FleetError):
+    """Another process listens on the host's address and port."""
+
+
 def require_openssh() -> None:
     """Fail with the fix in the message when Debian's OpenSSH is not installed."""
     missing = [str(p) for p in (SSHD, SSH, SSH_KEYGEN) if not os.access(p, os.X_OK)]
@@ -298,19 +302,38 @@ class SshdHost:
         _run([str(SSHD), "-t", "-f", str(self.config)])
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
-        """Start the daemon and wait until it answers; a no-op when it already runs."""
+        """Start the daemon and wait until it listens; a no-op when it already runs. Raises
+        ``PortTaken`` when another process holds the address and port."""
         if self.running:
             return
+        self.log.touch()
+        offset = self.log.stat().st_size
         with open(self.log, "ab") as log:
-            # -D: stay in the foreground so this Popen's PID is the daemon's; -e would log to
-            # stderr, -E appends to our own file.
+            # -D: stay in the foreground so this Popen's PID is the daemon's; -E appends the
+            # daemon's log to our own file.
             self.process = subprocess.Popen(
                 [str(SSHD), "-D", "-f", str(self.config), "-E", str(self.log)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 preexec_fn=_subreaper,  # noqa: PLW1509  (async-signal-safe: one syscall)
             )
+        # A banner alone could come from another session's daemon on the same address and
+        # port: wait for our daemon's own "Server listening" line first.
+        listening = f"Server listening on {self.address} port {self.port}."
+        deadline = time.monotonic() + timeout
+        while True:
+            new = _read_from(self.log, offset)
+            if listening in new:
+                break
+            if not self.running or time.monotonic() > deadline:
+                why = "timed out" if self.running else "exited"
+                self.stop()
+                error = PortTaken if "Bind to port" in new else FleetError
+                raise error(f"sshd of {self.name} on {self.address}:{self.port} {why} during "
+                            f"startup; its log:\n{new[-2000:]}")
+            time.sleep(0.01)
         try:
-            wait_for_ssh(self.address, self.port, timeout, alive=lambda: self.running)
+            wait_for_ssh(self.address, self.port, max(1.0, deadline - time.monotonic()),
+                         alive=lambda: self.running)
         except FleetError as exc:
             self.stop()
             raise FleetError(f"{exc}; last lines of {self.log}:\n{_tail(self.log)}") from None
@@ -339,6 +362,12 @@ class SshdHost:
             "ansible_ssh_common_args": self.client.common_args(),
             "fleet_data_dir": str(self.data_dir),
         }
+
+
+def _read_from(path: Path, offset: int) -> str:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace")
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -466,8 +495,8 @@ def _start_with_port_retry(host: SshdHost, attempts: int = 3) -> None:
         try:
             host.start()
             return
-        except FleetError:
-            if attempt == attempts - 1 or "Bind to port" not in host.log.read_text(errors="replace"):
+        except PortTaken:
+            if attempt == attempts - 1:
                 raise
             host.port = free_port(host.address)
             host.prepare()
