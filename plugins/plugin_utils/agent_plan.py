@@ -7,6 +7,7 @@ from __future__ import annotations
 import shlex
 from ansible_collections.restorable.backup.plugins.module_utils.agent.units import spread_offset
 from ansible_collections.restorable.backup.plugins.module_utils.common.durations import parse_duration
+from ansible_collections.restorable.backup.plugins.plugin_utils.s3_provisioner import DEFAULT_STORE, read_host_credentials
 
 import posixpath
 
@@ -34,6 +35,7 @@ class AgentPlanner:
         self.schedules = policy.get("restorable_schedules") or {}
         self.profiles = policy.get("restorable_consistency_profiles") or {}
         self.site = (policy.get("restorable_sites") or {}).get(policy.get("restorable_site") or "", {})
+        self.credential_store = (policy.get("restorable_controller") or {}).get("credential_store", DEFAULT_STORE)
 
     def agent_datasets(self) -> list:
         return sorted(
@@ -60,11 +62,17 @@ class AgentPlanner:
             "known_hosts": target.get("known_hosts"),
         }
         if kind == "s3":
-            spec["env"] = {"AWS_ACCESS_KEY_ID": target["access_key_id"], "AWS_SECRET_ACCESS_KEY": target["secret_access_key"]}
+            spec["env"] = self._s3_keys(target)
             if target.get("region"):
                 spec["env"]["AWS_DEFAULT_REGION"] = target["region"]
             spec["env_file"] = "%s/%s.env" % (self.secrets_dir, name)
         return spec
+
+    def _s3_keys(self, target: dict) -> dict:
+        if not target.get("scoped_credentials"):
+            return {"AWS_ACCESS_KEY_ID": target["access_key_id"], "AWS_SECRET_ACCESS_KEY": target["secret_access_key"]}
+        # Created by restorable.backup.s3_provision; absent only before its first real run.
+        return dict(read_host_credentials(self.credential_store, target, self.host) or {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
 
     def _url(self, target: dict) -> str:
         kind = target["type"]

@@ -88,12 +88,23 @@ class RepositoryManager:
             repository = ResticRepository(spec.url, password_file, env=spec.env, options=spec.options,
                                           cache_dir=os.path.join(scratch, "cache"))
             if self.check_mode:
-                return not repository.exists()
+                return self._would_initialise(repository)
             return repository.init_if_needed()
         except ResticError as exc:
             raise RepositoryFailed("%s: %s" % (spec.name, exc)) from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+    @staticmethod
+    def _would_initialise(repository: ResticRepository) -> bool:
+        """Check mode: only a wrong password is certain to fail; storage that a real run would
+        set up first (a bucket, per-host credentials) may not be reachable yet."""
+        try:
+            return not repository.exists()
+        except ResticError as exc:
+            if exc.kind == ResticError.WRONG_PASSWORD:
+                raise
+            return True
 
     def _check(self, spec: RepositorySpec) -> None:
         repository = ResticRepository(spec.url, spec.password_file, env=spec.env, options=spec.options)
