@@ -1,0 +1,40 @@
+# -*- coding: utf-8 -*-
+# Private to restorable.backup: durations as written in the policy ("15m", "26h", "7d").
+from __future__ import annotations
+
+import re
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_RE = re.compile(r"^([0-9]{1,7})([smhdw])$")
+
+
+def parse_duration(value: object, field: str = "duration") -> int:
+    """Seconds in a policy duration ("15m") or a plain number of seconds.
+
+    Raises ValueError naming the field, so configuration errors point at the option.
+    """
+    if isinstance(value, bool):
+        raise ValueError("%s: expected a duration such as 30s, 15m, 2h, got %r" % (field, value))
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("%s: a duration cannot be negative (%r)" % (field, value))
+        return int(value)
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value.strip())
+        if match:
+            return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    raise ValueError("%s: expected a duration such as 30s, 15m, 2h, got %r" % (field, value))
+
+
+def format_duration(seconds: float) -> str:
+    """The largest whole unit that fits, so messages read like the policy does."""
+    seconds = int(seconds)
+    for unit in ("w", "d", "h", "m"):
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size and seconds % size == 0:
+            return "%d%s" % (seconds // size, unit)
+    if seconds >= 3600:
+        return "%.1fh" % (seconds / 3600)
+    if seconds >= 60:
+        return "%dm%ds" % divmod(seconds, 60)
+    return "%ds" % seconds
