@@ -1,0 +1,84 @@
+# -*- coding: utf-8 -*-
+# Private to restorable.backup: the command line of the standalone agent on a host.
+#   python3 -m restorable_agent run --config /etc/restorable/www.json [--delay N] [--quiet]
+#   python3 -m restorable_agent status --config /etc/restorable/www.json
+#   python3 -m restorable_agent init --config /etc/restorable/www.json
+# Expected failures print one clear line on stderr and exit non-zero; no tracebacks.
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Sequence
+
+from ..common.fileio import read_json
+from ..common.process import SecretFileError, read_env_file, read_secret_file
+from .config import ConfigError, load_job_config
+from .restic import ResticError, ResticRepository
+from .runner import EXIT_CODES, BackupRunner, RunOptions, install_signal_handlers
+from .status import StatusStore
+
+PROG = "restorable-agent"
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Run and inspect restorable agent backups.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run one backup of a dataset (the scheduled job)")
+    run.add_argument("--config", required=True, help="job configuration file (JSON)")
+    run.add_argument("--delay", type=float, default=0.0, help="seconds to wait first (this host's start offset)")
+    run.add_argument("--ignore-window", action="store_true", help="start even outside the backup window")
+    run.add_argument("--ignore-load", action="store_true", help="start even when the host is busy")
+    run.add_argument("--quiet", action="store_true", help="print nothing but errors (cron)")
+    status = commands.add_parser("status", help="print the status of the last runs")
+    status.add_argument("--config", required=True, help="job configuration file (JSON)")
+    init = commands.add_parser("init", help="create the repository unless it exists")
+    init.add_argument("--config", required=True, help="job configuration file (JSON)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_job_config(args.config)
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    quiet = getattr(args, "quiet", False)
+    logging.basicConfig(level=logging.ERROR if quiet else logging.INFO, stream=sys.stderr,
+                        format="%s[%s]: %%(message)s" % (PROG, config.dataset))
+    if args.command == "run":
+        install_signal_handlers()
+        options = RunOptions(args.ignore_window, args.ignore_load, max(0.0, args.delay))
+        result = BackupRunner(config, options).run()
+        if not quiet:
+            print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        return result.exit_code
+    if args.command == "status":
+        try:
+            status = read_json(StatusStore(config.status_dir, config.dataset).path)
+        except ValueError as exc:
+            return _fail(str(exc), EXIT_CODES["failed"])
+        if status is None:
+            return _fail("dataset %s has no status yet (%s)" % (config.dataset, config.status_path),
+                         EXIT_CODES["failed"])
+        print(json.dumps(status, indent=2, sort_keys=True))
+        return 0
+    # init
+    try:
+        read_secret_file(config.password_file, "repository password file")
+        env = read_env_file(config.env_file, "repository environment file") if config.env_file else {}
+        repo = ResticRepository(config.repository, config.password_file, env=env,
+                                options=config.repository_options, binary=config.restic_binary,
+                                cache_dir=config.cache_dir)
+        created = repo.init_if_needed()
+    except (ResticError, SecretFileError) as exc:
+        return _fail(str(exc), EXIT_CODES["failed"])
+    print(json.dumps({"dataset": config.dataset, "repository": config.repository, "created": created}))
+    return 0
+
+
+def _fail(message: str, code: int) -> int:
+    print("%s: error: %s" % (PROG, message), file=sys.stderr)
+    return code

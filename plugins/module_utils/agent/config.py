@@ -1,0 +1,540 @@
+# -*- coding: utf-8 -*-
+# Private to restorable.backup: the job configuration of one agent dataset on a host.
+# The job module writes it as JSON (/etc/restorable/DATASET.json); the scheduled job and
+# the on-demand run module load it. Secrets are NOT in it: the repository password and
+# the S3 keys live in separate 0600 files that it names by path.
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..common.durations import parse_duration
+from .gate import TimeWindow
+
+CONFIG_FORMAT = 1
+DEFAULT_STATUS_DIR = "/var/lib/restorable"
+DEFAULT_CONFIG_DIR = "/etc/restorable"
+DEFAULT_HOOK_TIMEOUT = 300
+DEFAULT_CHECK_EVERY = 60
+DEFAULT_HISTORY = 20
+DATASET_TAG_PREFIX = "dataset:"
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_SUBSET_RE = re.compile(r"^([0-9]{1,3}(\.[0-9]+)?%|[0-9]+/[0-9]+)$")
+_IONICE_CLASSES = ("idle", "best-effort", "realtime")
+RETENTION_KEYS = ("last", "hourly", "daily", "weekly", "monthly", "yearly", "max_age")
+
+
+class ConfigError(Exception):
+    """The job configuration is invalid; the message names the file and the field."""
+
+
+@dataclass
+class HookCommand:
+    """A pre/post command: an argument list run without a shell."""
+
+    argv: list[str]
+    timeout: int = DEFAULT_HOOK_TIMEOUT
+    env: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"argv": list(self.argv), "timeout": self.timeout, "env": dict(self.env)}
+
+
+@dataclass
+class LoadGateConfig:
+    max_load_per_cpu: float
+    max_deferral: int | None = None
+    check_every: int = DEFAULT_CHECK_EVERY
+
+
+@dataclass
+class CheckConfig:
+    """Run `restic check` after every `every` successful backups (0: never)."""
+
+    every: int = 0
+    read_data_subset: str | None = None
+
+
+@dataclass
+class JobConfig:
+    """Everything one run of one dataset needs, except the secrets themselves."""
+
+    dataset: str
+    repository: str
+    password_file: str
+    paths: list[str]
+    host: str = field(default_factory=socket.gethostname)
+    env_file: str | None = None
+    repository_options: list[str] = field(default_factory=list)
+    excludes: list[str] = field(default_factory=list)
+    one_file_system: bool = False
+    tags: list[str] = field(default_factory=list)
+    retention: dict[str, Any] = field(default_factory=dict)
+    window: TimeWindow | None = None
+    load_gate: LoadGateConfig | None = None
+    nice: int | None = None
+    ionice_class: str | None = None
+    ionice_level: int | None = None
+    limit_upload_kbps: int | None = None
+    limit_download_kbps: int | None = None
+    max_runtime: int | None = None
+    pre_hooks: list[HookCommand] = field(default_factory=list)
+    post_hooks: list[HookCommand] = field(default_factory=list)
+    check: CheckConfig = field(default_factory=CheckConfig)
+    ping_url: str | None = None
+    status_dir: str = DEFAULT_STATUS_DIR
+    metrics_dir: str | None = None
+    canary: bool = True
+    canary_path: str | None = None
+    restic_binary: str = "restic"
+    cache_dir: str | None = None
+    history: int = DEFAULT_HISTORY
+    source: str | None = None  # the file it was loaded from, for messages
+
+    @property
+    def status_path(self) -> str:
+        return os.path.join(self.status_dir, self.dataset + ".json")
+
+    @property
+    def lock_path(self) -> str:
+        return os.path.join(self.status_dir, self.dataset + ".lock")
+
+    @property
+    def running_path(self) -> str:
+        return os.path.join(self.status_dir, self.dataset + ".running")
+
+    @property
+    def canary_file(self) -> str:
+        return self.canary_path or os.path.join(self.status_dir, self.dataset + ".canary")
+
+    @property
+    def metrics_path(self) -> str | None:
+        if not self.metrics_dir:
+            return None
+        return os.path.join(self.metrics_dir, "restorable_%s.prom" % self.dataset)
+
+    @property
+    def dataset_tag(self) -> str:
+        """The tag that marks this dataset's snapshots in a repository shared by many."""
+        return DATASET_TAG_PREFIX + self.dataset
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str | None = None) -> "JobConfig":
+        """Validate a job configuration document; ConfigError names the bad field."""
+        try:
+            return _parse(data, source)
+        except ValueError as exc:
+            raise ConfigError(_where(source) + str(exc)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document from_dict reads (what the job module writes)."""
+        schedule: dict[str, Any] = {}
+        if self.window is not None:
+            window = {"start": self.window.start.strftime("%H:%M"), "end": self.window.end.strftime("%H:%M")}
+            if self.window.timezone:
+                window["timezone"] = self.window.timezone
+            schedule["window"] = window
+        if self.load_gate is not None:
+            gate: dict[str, Any] = {"max_load_per_cpu": self.load_gate.max_load_per_cpu,
+                                    "check_every": self.load_gate.check_every}
+            if self.load_gate.max_deferral is not None:
+                gate["max_deferral"] = self.load_gate.max_deferral
+            schedule["load_gate"] = gate
+        if self.nice is not None:
+            schedule["nice"] = self.nice
+        if self.ionice_class:
+            schedule["ionice"] = {"class": self.ionice_class}
+            if self.ionice_level is not None:
+                schedule["ionice"]["level"] = self.ionice_level
+        bandwidth = {}
+        if self.limit_upload_kbps:
+            bandwidth["upload_kbps"] = self.limit_upload_kbps
+        if self.limit_download_kbps:
+            bandwidth["download_kbps"] = self.limit_download_kbps
+        if bandwidth:
+            schedule["bandwidth"] = bandwidth
+        if self.max_runtime is not None:
+            schedule["max_runtime"] = self.max_runtime
+        repository: dict[str, Any] = {"url": self.repository, "password_file": self.password_file}
+        if self.env_file:
+            repository["env_file"] = self.env_file
+        if self.repository_options:
+            repository["options"] = list(self.repository_options)
+        doc: dict[str, Any] = {
+            "format": CONFIG_FORMAT, "dataset": self.dataset, "host": self.host, "repository": repository,
+            "paths": list(self.paths), "excludes": list(self.excludes), "one_file_system": self.one_file_system,
+            "tags": list(self.tags), "retention": dict(self.retention), "schedule": schedule,
+            "hooks": {"pre": [h.to_dict() for h in self.pre_hooks], "post": [h.to_dict() for h in self.post_hooks]},
+            "check": {"every": self.check.every},
+            "status_dir": self.status_dir,
+            "canary": {"enabled": self.canary},
+            "restic": {"binary": self.restic_binary},
+            "history": self.history,
+        }
+        if self.check.read_data_subset:
+            doc["check"]["read_data_subset"] = self.check.read_data_subset
+        if self.canary_path:
+            doc["canary"]["path"] = self.canary_path
+        if self.cache_dir:
+            doc["restic"]["cache_dir"] = self.cache_dir
+        if self.ping_url:
+            doc["ping_url"] = self.ping_url
+        if self.metrics_dir:
+            doc["metrics_dir"] = self.metrics_dir
+        return doc
+
+
+def load_job_config(path: str) -> JobConfig:
+    """Read and validate a job configuration file."""
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise ConfigError("job config %s does not exist" % path) from None
+    except OSError as exc:
+        raise ConfigError("job config %s cannot be read: %s" % (path, exc.strerror)) from None
+    except ValueError as exc:
+        raise ConfigError("job config %s is not valid JSON: %s" % (path, exc)) from None
+    return JobConfig.from_dict(data, source=path)
+
+
+def _where(source: str | None) -> str:
+    return "job config %s: " % source if source else "job config: "
+
+
+class _Fields:
+    """Reads a JSON object field by field; unknown keys are errors (they are typos)."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, dict):
+            raise ValueError("%s: expected an object, got %s" % (path or "document", type(data).__name__))
+        self.data = data
+        self.path = path
+        self.seen: set[str] = set()
+
+    def name(self, key: str) -> str:
+        return "%s.%s" % (self.path, key) if self.path else key
+
+    def get(self, key: str, kind: type | tuple, default: Any = None, required: bool = False) -> Any:
+        self.seen.add(key)
+        if key not in self.data or self.data[key] is None:
+            if required:
+                raise ValueError("%s is required" % self.name(key))
+            return default
+        value = self.data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds:
+            raise ValueError("%s: expected %s, got a boolean" % (self.name(key), _kind_name(kinds)))
+        if not isinstance(value, kinds):
+            raise ValueError("%s: expected %s, got %s" % (self.name(key), _kind_name(kinds), type(value).__name__))
+        return value
+
+    def sub(self, key: str) -> "_Fields":
+        return _Fields(self.get(key, dict, {}), self.name(key))
+
+    def strings(self, key: str, pattern: re.Pattern | None = None, absolute: bool = False) -> list[str]:
+        values = self.get(key, list, [])
+        for index, value in enumerate(values):
+            where = "%s[%d]" % (self.name(key), index)
+            if not isinstance(value, str) or not value:
+                raise ValueError("%s: expected a non-empty string" % where)
+            if absolute and not value.startswith("/"):
+                raise ValueError("%s: %r is not an absolute path" % (where, value))
+            if pattern is not None and not pattern.match(value):
+                raise ValueError("%s: %r is not allowed here" % (where, value))
+        return list(values)
+
+    def duration(self, key: str, default: int | None = None) -> int | None:
+        value = self.get(key, (str, int, float))
+        if value is None:
+            return default
+        return parse_duration(value, self.name(key))
+
+    def done(self, ignored: tuple = ()) -> None:
+        unknown = sorted(set(self.data) - self.seen - set(ignored))
+        if unknown:
+            raise ValueError("%s: unknown option %s" % (self.path or "document", ", ".join(unknown)))
+
+
+def _kind_name(kinds: tuple) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "an object"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _parse(data: Any, source: str | None) -> JobConfig:
+    top = _Fields(data, "")
+    fmt = top.get("format", int, CONFIG_FORMAT)
+    if fmt != CONFIG_FORMAT:
+        raise ValueError("format %r is not supported by this agent (expected %d)" % (fmt, CONFIG_FORMAT))
+    dataset = top.get("dataset", str, required=True)
+    if not _NAME_RE.match(dataset):
+        raise ValueError("dataset: %r is not a dataset name (lower-case letters, digits, '-', '_')" % dataset)
+
+    repo = top.sub("repository")
+    url = repo.get("url", str, required=True)
+    password_file = repo.get("password_file", str, required=True)
+    if not password_file.startswith("/"):
+        raise ValueError("repository.password_file: %r is not an absolute path" % password_file)
+    env_file = repo.get("env_file", str)
+    if env_file is not None and not env_file.startswith("/"):
+        raise ValueError("repository.env_file: %r is not an absolute path" % env_file)
+    options = repo.strings("options")
+    for index, option in enumerate(options):
+        if "=" not in option:
+            raise ValueError("repository.options[%d]: expected key=value (restic -o), got %r" % (index, option))
+    repo.done()
+
+    paths = top.strings("paths", absolute=True)
+    if not paths:
+        raise ValueError("paths: at least one path to back up is required")
+    config = JobConfig(dataset=dataset, repository=url, password_file=password_file, paths=paths,
+                       env_file=env_file, repository_options=options, source=source)
+    host = top.get("host", str)
+    if host is not None:
+        if not host or any(c.isspace() for c in host):
+            raise ValueError("host: %r is not a host name" % host)
+        config.host = host
+    config.excludes = top.strings("excludes")
+    config.one_file_system = top.get("one_file_system", bool, False)
+    config.tags = top.strings("tags", _TAG_RE)
+    config.retention = _parse_retention(top.sub("retention"))
+    _parse_schedule(top.sub("schedule"), config)
+
+    hooks = top.sub("hooks")
+    config.pre_hooks = _parse_hooks(hooks, "pre")
+    config.post_hooks = _parse_hooks(hooks, "post")
+    hooks.done()
+
+    check = top.sub("check")
+    every = check.get("every", int, 0)
+    if every < 0:
+        raise ValueError("check.every: must be 0 (never) or more, got %d" % every)
+    subset = check.get("read_data_subset", str)
+    if subset is not None and not _SUBSET_RE.match(subset):
+        raise ValueError("check.read_data_subset: expected a share such as 5%% or 1/10, got %r" % subset)
+    check.done()
+    config.check = CheckConfig(every, subset)
+
+    ping_url = top.get("ping_url", str)
+    if ping_url is not None and not re.match(r"^https?://\S+$", ping_url):
+        raise ValueError("ping_url: expected an http(s) URL, got %r" % ping_url)
+    config.ping_url = ping_url.rstrip("/") if ping_url else None
+    config.status_dir = _absolute(top, "status_dir", DEFAULT_STATUS_DIR)
+    config.metrics_dir = _absolute(top, "metrics_dir", None)
+
+    canary = top.sub("canary")
+    config.canary = canary.get("enabled", bool, True)
+    config.canary_path = _absolute(canary, "path", None)
+    canary.done()
+
+    restic = top.sub("restic")
+    config.restic_binary = restic.get("binary", str, "restic")
+    config.cache_dir = _absolute(restic, "cache_dir", None)
+    restic.done()
+
+    config.history = top.get("history", int, DEFAULT_HISTORY)
+    if not 1 <= config.history <= 1000:
+        raise ValueError("history: expected 1 to 1000 runs, got %d" % config.history)
+    top.done()
+    return config
+
+
+def _absolute(fields: _Fields, key: str, default: str | None) -> str | None:
+    value = fields.get(key, str, default)
+    if value is not None and not value.startswith("/"):
+        raise ValueError("%s: %r is not an absolute path" % (fields.name(key), value))
+    return value
+
+
+def _parse_retention(fields: _Fields) -> dict[str, Any]:
+    retention: dict[str, Any] = {}
+    for key in RETENTION_KEYS:
+        if key == "max_age":
+            value = fields.duration(key)
+        else:
+            value = fields.get(key, int)
+            if value is not None and value < 0:
+                raise ValueError("%s: a count cannot be negative (%d)" % (fields.name(key), value))
+        if value is not None:
+            retention[key] = value
+    if "thinning" in fields.data:
+        raise ValueError("retention.thinning applies to the cdp tier; use last/hourly/daily/weekly/"
+                         "monthly/yearly/max_age for an agent dataset")
+    fields.done()
+    return retention
+
+
+def _parse_schedule(fields: _Fields, config: JobConfig) -> None:
+    window = fields.sub("window")
+    if window.data:
+        start = window.get("start", str, required=True)
+        end = window.get("end", str, required=True)
+        timezone = window.get("timezone", str)
+        window.done()
+        config.window = TimeWindow.parse(start, end, timezone, "schedule.window")
+    gate = fields.sub("load_gate")
+    if gate.data:
+        limit = gate.get("max_load_per_cpu", (int, float), required=True)
+        if limit <= 0:
+            raise ValueError("schedule.load_gate.max_load_per_cpu: must be above 0, got %r" % limit)
+        config.load_gate = LoadGateConfig(float(limit), gate.duration("max_deferral"),
+                                          gate.duration("check_every", DEFAULT_CHECK_EVERY) or 1)
+        gate.done()
+    nice = fields.get("nice", int)
+    if nice is not None and not -20 <= nice <= 19:
+        raise ValueError("schedule.nice: expected -20 to 19, got %d" % nice)
+    config.nice = nice
+    ionice = fields.sub("ionice")
+    if ionice.data:
+        klass = ionice.get("class", str, required=True)
+        if klass not in _IONICE_CLASSES:
+            raise ValueError("schedule.ionice.class: expected one of %s, got %r" % (", ".join(_IONICE_CLASSES), klass))
+        level = ionice.get("level", int)
+        if level is not None and not 0 <= level <= 7:
+            raise ValueError("schedule.ionice.level: expected 0 to 7, got %d" % level)
+        ionice.done()
+        config.ionice_class, config.ionice_level = klass, level
+    bandwidth = fields.sub("bandwidth")
+    for key in ("upload_kbps", "download_kbps"):
+        value = bandwidth.get(key, int)
+        if value is not None and value < 1:
+            raise ValueError("schedule.bandwidth.%s: expected at least 1 KiB/s, got %d" % (key, value))
+        setattr(config, "limit_" + key, value)
+    bandwidth.done()
+    config.max_runtime = fields.duration("max_runtime")
+    # calendar and jitter belong to the timer (see units.py); accepted so the job module
+    # can pass the policy's schedule object as it is.
+    fields.done(ignored=("calendar", "jitter"))
+
+
+def _parse_hooks(fields: _Fields, phase: str) -> list[HookCommand]:
+    hooks = []
+    for index, item in enumerate(fields.get(phase, list, [])):
+        hook = _Fields(item, "hooks.%s[%d]" % (phase, index))
+        argv = hook.strings("argv")
+        if not argv:
+            raise ValueError("%s.argv: the program to run is required" % hook.path)
+        timeout = hook.duration("timeout", DEFAULT_HOOK_TIMEOUT)
+        env = hook.get("env", dict, {})
+        for name, value in env.items():
+            if not _ENV_NAME_RE.match(name) or not isinstance(value, str):
+                raise ValueError("%s.env: %r must be an upper-case NAME with a string value" % (hook.path, name))
+        hook.done()
+        hooks.append(HookCommand(list(argv), timeout or DEFAULT_HOOK_TIMEOUT, dict(env)))
+    return hooks
+
+
+# --- building a job configuration from the policy (called by the job module) ------------
+
+@dataclass
+class RepositoryLocation:
+    """A restic repository URL and the -o options it needs."""
+
+    url: str
+    options: list[str] = field(default_factory=list)
+
+
+def repository_from_target(target: dict[str, Any], ssh_identity_file: str | None = None,
+                           known_hosts_file: str | None = None) -> RepositoryLocation:
+    """The restic repository of a policy target (local, sftp or s3)."""
+    kind = target.get("type")
+    if kind == "local":
+        return RepositoryLocation(target["path"])
+    if kind == "sftp":
+        user = target.get("user")
+        host = target["host"]
+        login = "%s@%s" % (user, host) if user else host
+        url = "sftp:%s:%s" % (login, target["path"])
+        port = target.get("port")
+        if not (port or ssh_identity_file or known_hosts_file):
+            return RepositoryLocation(url)
+        # restic's own ssh call cannot take a port; a full sftp.command can.
+        ssh = ["ssh", "-o", "BatchMode=yes"]
+        if port:
+            ssh += ["-p", str(port)]
+        if ssh_identity_file:
+            ssh += ["-i", ssh_identity_file, "-o", "IdentitiesOnly=yes"]
+        if known_hosts_file:
+            ssh += ["-o", "UserKnownHostsFile=" + known_hosts_file, "-o", "StrictHostKeyChecking=yes"]
+        ssh += [login, "-s", "sftp"]
+        return RepositoryLocation(url, ["sftp.command=" + " ".join(shlex.quote(a) for a in ssh)])
+    if kind == "s3":
+        endpoint = target.get("endpoint")
+        if not endpoint:
+            region = target.get("region")
+            endpoint = "https://s3.%s.amazonaws.com" % region if region else "https://s3.amazonaws.com"
+        url = "s3:%s/%s" % (endpoint.rstrip("/"), target["bucket"])
+        prefix = (target.get("prefix") or "").strip("/")
+        if prefix:
+            url += "/" + prefix
+        options = []
+        if target.get("region"):
+            options.append("s3.region=" + target["region"])
+        if target.get("storage_class"):
+            options.append("s3.storage-class=" + target["storage_class"])
+        return RepositoryLocation(url, options)
+    raise ConfigError("target type %r cannot hold a restic repository (use local, sftp or s3)" % kind)
+
+
+def secret_files_for_target(target: dict[str, Any]) -> dict[str, str]:
+    """Contents of the 0600 files the job module writes next to the job config.
+
+    "password": the repository password (RESTIC_PASSWORD_FILE); "env": KEY=VALUE lines
+    with the S3 keys (only for s3 targets).
+    """
+    files = {"password": str(target["password"]) + "\n"}
+    if target.get("type") == "s3":
+        files["env"] = "AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n" % (
+            target["access_key_id"], target["secret_access_key"])
+    return files
+
+
+def job_config_from_policy(dataset: str, policy: dict[str, Any], target: dict[str, Any], host: str,
+                           schedule: dict[str, Any] | None = None, consistency: dict[str, Any] | None = None,
+                           config_dir: str = DEFAULT_CONFIG_DIR, status_dir: str = DEFAULT_STATUS_DIR,
+                           metrics_dir: str | None = None, ssh_identity_file: str | None = None,
+                           known_hosts_file: str | None = None, cache_dir: str | None = None) -> dict[str, Any]:
+    """The job configuration document for an agent dataset of the policy.
+
+    policy is the dataset_agent entry, target its primary target, schedule and consistency
+    the named entries it refers to. The result is validated and ready for json.dumps.
+    """
+    location = repository_from_target(target, ssh_identity_file, known_hosts_file)
+    repository: dict[str, Any] = {"url": location.url,
+                                  "password_file": os.path.join(config_dir, dataset + ".password")}
+    if target.get("type") == "s3":
+        repository["env_file"] = os.path.join(config_dir, dataset + ".env")
+    if location.options:
+        repository["options"] = location.options
+    hooks: dict[str, list] = {"pre": [], "post": []}
+    if consistency:
+        kind = consistency.get("type", "none")
+        if kind not in ("custom", "none"):
+            raise ConfigError("dataset %s: consistency profile type %r is not supported by the agent runner yet"
+                              % (dataset, kind))
+        hooks = {"pre": list(consistency.get("pre", [])), "post": list(consistency.get("post", []))}
+    schedule = dict(schedule or {})
+    doc: dict[str, Any] = {
+        "format": CONFIG_FORMAT, "dataset": dataset, "host": host, "repository": repository,
+        "paths": list(policy["paths"]), "excludes": list(policy.get("excludes", [])),
+        "one_file_system": bool(policy.get("one_file_system", False)), "tags": list(policy.get("tags", [])),
+        "retention": dict(policy.get("retention", {})),
+        "schedule": {k: v for k, v in schedule.items() if k not in ("calendar", "jitter")},
+        "hooks": hooks, "check": dict(policy.get("check", {})), "status_dir": status_dir,
+    }
+    if policy.get("ping_url"):
+        doc["ping_url"] = policy["ping_url"]
+    if metrics_dir:
+        doc["metrics_dir"] = metrics_dir
+    if cache_dir:
+        doc["restic"] = {"cache_dir": cache_dir}
+    JobConfig.from_dict(doc)
+    return doc

@@ -1,0 +1,83 @@
+# -*- coding: utf-8 -*-
+# Private to restorable.backup: the agent as a standalone program on the host.
+# The job module copies this package and ../common to <install_dir>/restorable_agent/ and the
+# timer runs `python3 -m restorable_agent run --config FILE`. Sources are read through the
+# module loaders, so this also works from inside an AnsiballZ zip. Every module is imported
+# here explicitly: that is also what makes Ansible ship all of them with a module.
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from ..common import durations, fileio, locks, process  # noqa: F401  (shipped, see above)
+from ..common.fileio import atomic_write
+from . import cli, config, gate, hooks, restic, runner, status, units  # noqa: F401  (shipped, see above)
+from .units import DEFAULT_INSTALL_DIR, PACKAGE_NAME  # noqa: F401  (re-exported)
+
+_AGENT_MODULES = ("cli", "config", "gate", "hooks", "restic", "runner", "standalone", "status", "units")
+_COMMON_MODULES = ("durations", "fileio", "locks", "process")
+
+_TOP_INIT = """# -*- coding: utf-8 -*-
+# restorable.backup agent, installed by Ansible (restorable.backup collection); changes are overwritten.
+"""
+_TOP_MAIN = """# -*- coding: utf-8 -*-
+# python3 -m restorable_agent run --config /etc/restorable/DATASET.json
+from .agent.cli import main
+
+raise SystemExit(main())
+"""
+
+
+def _source(module: Any) -> str:
+    loader = getattr(module, "__loader__", None)
+    source = None
+    if loader is not None and hasattr(loader, "get_source"):
+        try:
+            source = loader.get_source(module.__name__)
+        except (ImportError, OSError):
+            source = None
+    if source is None:
+        with open(module.__file__, "r", encoding="utf-8") as handle:
+            source = handle.read()
+    return source
+
+
+def standalone_sources() -> dict[str, str]:
+    """{path relative to the install dir: source} of the standalone package."""
+    agent_package = __name__.rsplit(".", 1)[0]
+    common_package = agent_package.rsplit(".", 1)[0] + ".common"
+    files = {PACKAGE_NAME + "/__init__.py": _TOP_INIT, PACKAGE_NAME + "/__main__.py": _TOP_MAIN}
+    for package, names, folder in ((agent_package, _AGENT_MODULES, "agent"), (common_package, _COMMON_MODULES, "common")):
+        files["%s/%s/__init__.py" % (PACKAGE_NAME, folder)] = _source(importlib.import_module(package))
+        for name in names:
+            module = importlib.import_module(package + "." + name)
+            files["%s/%s/%s.py" % (PACKAGE_NAME, folder, name)] = _source(module)
+    return files
+
+
+def install_standalone(install_dir: str = DEFAULT_INSTALL_DIR, check_mode: bool = False) -> list[str]:
+    """Write the standalone package under install_dir; the paths that changed (or would)."""
+    changed = []
+    wanted = standalone_sources()
+    for relative, text in sorted(wanted.items()):
+        path = os.path.join(install_dir, relative)
+        try:
+            with open(path, "r", encoding="utf-8") as handle:
+                current = handle.read()
+        except (FileNotFoundError, UnicodeDecodeError):
+            current = None
+        if current != text:
+            changed.append(path)
+            if not check_mode:
+                atomic_write(path, text, mode=0o644)
+    # Modules left over from an older version would shadow nothing but confuse readers.
+    root = os.path.join(install_dir, PACKAGE_NAME)
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            if name.endswith(".py") and os.path.relpath(path, install_dir) not in wanted:
+                changed.append(path)
+                if not check_mode:
+                    os.unlink(path)
+    return changed
