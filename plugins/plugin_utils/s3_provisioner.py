@@ -46,15 +46,16 @@ def read_host_credentials(store: str, target: dict, host: str) -> dict | None:
 
 
 def scoped_policy(bucket: str, prefix: str) -> dict:
-    """Read, write and delete below the prefix (restic prunes and removes its locks), list only it."""
+    """Read, write and delete objects below the prefix only (restic prunes and removes its locks).
+    Listing stays bucket-wide: restic's HeadBucket needs s3:ListBucket, which S3 evaluates without
+    a prefix, so a prefix condition would lock restic out; other hosts' key names become visible,
+    never their content."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
              "Resource": ["arn:aws:s3:::%s/%s/*" % (bucket, prefix)]},
-            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::%s" % bucket],
-             "Condition": {"StringLike": {"s3:prefix": ["%s/*" % prefix, prefix]}}},
-            {"Effect": "Allow", "Action": ["s3:GetBucketLocation"], "Resource": ["arn:aws:s3:::%s" % bucket]},
+            {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"], "Resource": ["arn:aws:s3:::%s" % bucket]},
         ],
     }
 
