@@ -123,7 +123,7 @@ class AgentPlanner:
             "excludes": list(dataset.get("excludes", [])),
             "one_file_system": bool(dataset.get("one_file_system", False)),
             "tags": ["dataset:%s" % dataset_name] + list(dataset.get("tags", [])),
-            "retention": {k: v for k, v in dataset["retention"].items() if k != "thinning"},
+            "retention": _restic_retention(dataset["retention"]),
             "schedule": self._schedule(schedule),
             "hooks": self._hooks(dataset),
             "check": dict(dataset.get("check", {})),
@@ -167,6 +167,11 @@ class AgentPlanner:
             "pre": [_command(c) for c in profile.get("pre", [])],
             "post": [_command(c) for c in profile.get("post", [])],
         }
+
+
+def _restic_retention(retention: dict) -> dict:
+    """GFS counts as restic takes them: JSON Schema lets 7.0 pass as an integer."""
+    return {k: (v if k == "max_age" else int(v)) for k, v in retention.items() if k != "thinning"}
 
 
 def _command(command: dict) -> dict:
