@@ -11,7 +11,7 @@ short_description: The scheduled backup jobs of a host (systemd timers, or cron)
 version_added: 0.1.0
 description:
   - Installs the agent runtime (the same code the M(restorable.backup.run) module runs) under
-    O(install_dir), writes each job's configuration, and schedules it with a systemd service and
+    C(usr/local/lib/restorable) below O(root), writes each job's configuration, and schedules it with a systemd service and
     timer where systemd runs the host, or a C(/etc/cron.d) entry otherwise.
   - The list is the whole wanted state; jobs that are not in it are unscheduled and their
     configuration removed.
@@ -57,7 +57,7 @@ options:
     description:
       - Directory that configurations (C(etc/restorable)), the runtime (C(usr/local/lib/restorable))
         and units or cron entries are written below. C(/) on a real host.
-      - Below any other root, units and cron entries are written but not activated: that serves
+      - Below any other root, units and cron entries are written but not activated. That serves
         several inventory hosts sharing one machine (demo, tests), whose backups run on demand.
     type: path
     default: /

@@ -47,7 +47,6 @@ options:
         description: Repository password.
         type: str
         required: true
-        no_log: true
       password_file:
         description: Where the password is kept on the host.
         type: path
@@ -56,14 +55,12 @@ options:
         description: Environment for restic, such as S3 keys.
         type: dict
         default: {}
-        no_log: true
       env_file:
         description: Where the environment is kept on the host.
         type: path
       ssh_private_key:
         description: Private key for an SFTP repository.
         type: str
-        no_log: true
       known_hosts:
         description: known_hosts lines of the SFTP server.
         type: str

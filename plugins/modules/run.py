@@ -10,9 +10,9 @@ module: run
 short_description: Back up a dataset now, exactly as its scheduled job would
 version_added: 0.1.0
 description:
-  - Runs one backup of a scheduled job with the same code the timer or cron entry runs: lock,
-    gates, hooks, C(restic backup), freshness canary, retention, periodic check, status, metrics
-    and ping.
+  - Runs one backup of a scheduled job with the same code the timer or cron entry runs, that is
+    lock, gates, hooks, C(restic backup), freshness canary, retention, periodic check, status,
+    metrics and ping.
   - On demand, the window and the load gate are ignored unless asked for.
 author:
   - Restorable maintainers (@restorable)
@@ -35,8 +35,8 @@ options:
     default: false
 attributes:
   check_mode:
-    support: none
-    description: A backup cannot be simulated; in check mode the module does nothing and says so.
+    support: full
+    description: A backup cannot be simulated; in check mode the module takes none and says so.
   diff_mode:
     support: none
     description: A backup has no diff.

@@ -10,8 +10,9 @@ module: status_info
 short_description: What a host last did for each of its backup jobs
 version_added: 0.1.0
 description:
-  - Reads the machine-readable status the runner records for every job configured on the host:
-    last result and reason, recovery point id, bytes, duration, canary, check results and history.
+  - Reads the machine-readable status the runner records for every job configured on the host,
+    that is last result and reason, recovery point id, bytes, duration, canary, check results and
+    history.
 author:
   - Restorable maintainers (@restorable)
 options:

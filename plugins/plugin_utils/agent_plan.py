@@ -39,11 +39,11 @@ class AgentPlanner:
 
     def agent_datasets(self) -> list:
         return sorted(
-            (name, d) for name, d in self.datasets.items() if d.get("tier") == "agent" and d.get("enabled", True)
+            (name, dataset) for name, dataset in self.datasets.items() if dataset.get("tier") == "agent" and dataset.get("enabled", True)
         )
 
     def repositories(self) -> list:
-        used = sorted({t for _, d in self.agent_datasets() for t in d["targets"]})
+        used = sorted({target for _name, dataset in self.agent_datasets() for target in dataset["targets"]})
         return [self.repository(name) for name in used]
 
     def repository(self, name: str) -> dict:
