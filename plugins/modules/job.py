@@ -11,8 +11,9 @@ short_description: The scheduled backup jobs of a host (systemd timers, or cron)
 version_added: 0.1.0
 description:
   - Installs the agent runtime (the same code the M(restorable.backup.run) module runs) under
-    C(usr/local/lib/restorable) below O(root), writes each job's configuration, and schedules it with a systemd service and
-    timer where systemd runs the host, or a C(/etc/cron.d) entry otherwise.
+    C(usr/local/lib/restorable) below O(root), writes each job's configuration, and schedules
+    it with a systemd service and timer where systemd runs the host, or a C(/etc/cron.d) entry
+    otherwise.
   - The list is the whole wanted state; jobs that are not in it are unscheduled and their
     configuration removed.
   - Each job starts at its calendar time plus a per-host offset (C(delay_seconds)), so a fleet does
