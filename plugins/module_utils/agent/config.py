@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,6 @@ from .gate import TimeWindow
 
 CONFIG_FORMAT = 1
 DEFAULT_STATUS_DIR = "/var/lib/restorable"
-DEFAULT_CONFIG_DIR = "/etc/restorable"
 DEFAULT_HOOK_TIMEOUT = 300
 DEFAULT_CHECK_EVERY = 60
 DEFAULT_HISTORY = 20
@@ -430,111 +428,3 @@ def _parse_hooks(fields: _Fields, phase: str) -> list[HookCommand]:
         hook.done()
         hooks.append(HookCommand(list(argv), timeout or DEFAULT_HOOK_TIMEOUT, dict(env)))
     return hooks
-
-
-# --- building a job configuration from the policy (called by the job module) ------------
-
-@dataclass
-class RepositoryLocation:
-    """A restic repository URL and the -o options it needs."""
-
-    url: str
-    options: list[str] = field(default_factory=list)
-
-
-def repository_from_target(target: dict[str, Any], ssh_identity_file: str | None = None,
-                           known_hosts_file: str | None = None) -> RepositoryLocation:
-    """The restic repository of a policy target (local, sftp or s3)."""
-    kind = target.get("type")
-    if kind == "local":
-        return RepositoryLocation(target["path"])
-    if kind == "sftp":
-        user = target.get("user")
-        host = target["host"]
-        login = "%s@%s" % (user, host) if user else host
-        url = "sftp:%s:%s" % (login, target["path"])
-        port = target.get("port")
-        if not (port or ssh_identity_file or known_hosts_file):
-            return RepositoryLocation(url)
-        # restic's own ssh call cannot take a port; a full sftp.command can.
-        ssh = ["ssh", "-o", "BatchMode=yes"]
-        if port:
-            ssh += ["-p", str(port)]
-        if ssh_identity_file:
-            ssh += ["-i", ssh_identity_file, "-o", "IdentitiesOnly=yes"]
-        if known_hosts_file:
-            ssh += ["-o", "UserKnownHostsFile=" + known_hosts_file, "-o", "StrictHostKeyChecking=yes"]
-        ssh += [login, "-s", "sftp"]
-        return RepositoryLocation(url, ["sftp.command=" + " ".join(shlex.quote(a) for a in ssh)])
-    if kind == "s3":
-        endpoint = target.get("endpoint")
-        if not endpoint:
-            region = target.get("region")
-            endpoint = "https://s3.%s.amazonaws.com" % region if region else "https://s3.amazonaws.com"
-        url = "s3:%s/%s" % (endpoint.rstrip("/"), target["bucket"])
-        prefix = (target.get("prefix") or "").strip("/")
-        if prefix:
-            url += "/" + prefix
-        options = []
-        if target.get("region"):
-            options.append("s3.region=" + target["region"])
-        if target.get("storage_class"):
-            options.append("s3.storage-class=" + target["storage_class"])
-        return RepositoryLocation(url, options)
-    raise ConfigError("target type %r cannot hold a restic repository (use local, sftp or s3)" % kind)
-
-
-def secret_files_for_target(target: dict[str, Any]) -> dict[str, str]:
-    """Contents of the 0600 files the job module writes next to the job config.
-
-    "password": the repository password (RESTIC_PASSWORD_FILE); "env": KEY=VALUE lines
-    with the S3 keys (only for s3 targets).
-    """
-    files = {"password": str(target["password"]) + "\n"}
-    if target.get("type") == "s3":
-        files["env"] = "AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n" % (
-            target["access_key_id"], target["secret_access_key"])
-    return files
-
-
-def job_config_from_policy(dataset: str, policy: dict[str, Any], target: dict[str, Any], host: str,
-                           schedule: dict[str, Any] | None = None, consistency: dict[str, Any] | None = None,
-                           config_dir: str = DEFAULT_CONFIG_DIR, status_dir: str = DEFAULT_STATUS_DIR,
-                           metrics_dir: str | None = None, ssh_identity_file: str | None = None,
-                           known_hosts_file: str | None = None, cache_dir: str | None = None) -> dict[str, Any]:
-    """The job configuration document for an agent dataset of the policy.
-
-    policy is the dataset_agent entry, target its primary target, schedule and consistency
-    the named entries it refers to. The result is validated and ready for json.dumps.
-    """
-    location = repository_from_target(target, ssh_identity_file, known_hosts_file)
-    repository: dict[str, Any] = {"url": location.url,
-                                  "password_file": os.path.join(config_dir, dataset + ".password")}
-    if target.get("type") == "s3":
-        repository["env_file"] = os.path.join(config_dir, dataset + ".env")
-    if location.options:
-        repository["options"] = location.options
-    hooks: dict[str, list] = {"pre": [], "post": []}
-    if consistency:
-        kind = consistency.get("type", "none")
-        if kind not in ("custom", "none"):
-            raise ConfigError("dataset %s: consistency profile type %r is not supported by the agent runner yet"
-                              % (dataset, kind))
-        hooks = {"pre": list(consistency.get("pre", [])), "post": list(consistency.get("post", []))}
-    schedule = dict(schedule or {})
-    doc: dict[str, Any] = {
-        "format": CONFIG_FORMAT, "dataset": dataset, "host": host, "repository": repository,
-        "paths": list(policy["paths"]), "excludes": list(policy.get("excludes", [])),
-        "one_file_system": bool(policy.get("one_file_system", False)), "tags": list(policy.get("tags", [])),
-        "retention": dict(policy.get("retention", {})),
-        "schedule": {k: v for k, v in schedule.items() if k not in ("calendar", "jitter")},
-        "hooks": hooks, "check": dict(policy.get("check", {})), "status_dir": status_dir,
-    }
-    if policy.get("ping_url"):
-        doc["ping_url"] = policy["ping_url"]
-    if metrics_dir:
-        doc["metrics_dir"] = metrics_dir
-    if cache_dir:
-        doc["restic"] = {"cache_dir": cache_dir}
-    JobConfig.from_dict(doc)
-    return doc

@@ -9,9 +9,6 @@ import hashlib
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Any
-
-from ..common.durations import parse_duration
 
 PACKAGE_NAME = "restorable_agent"  # the standalone copy on hosts (see standalone.py)
 DEFAULT_INSTALL_DIR = "/usr/local/lib/restorable"
@@ -95,8 +92,8 @@ def render_systemd_units(job: AgentJob) -> dict[str, str]:
 
 def render_cron_file(job: AgentJob, user: str = "root") -> str:
     """An /etc/cron.d file for hosts without systemd."""
-    command = "cd / && PYTHONPATH=%s %s" % (shlex.quote(job.install_dir),
-                                             " ".join(shlex.quote(a) for a in agent_argv(job, quiet=True)))
+    argv = " ".join(shlex.quote(a) for a in agent_argv(job, quiet=True))
+    command = "cd / && PYTHONPATH=%s %s" % (shlex.quote(job.install_dir), argv)
     return "\n".join([
         "# Managed by restorable.backup (Ansible): backup of dataset %s; changes are overwritten." % job.dataset,
         "SHELL=/bin/sh",
@@ -232,11 +229,3 @@ def _day_number(name: str, calendar: str) -> int:
     if key not in _DAYS:
         raise CalendarError("calendar %r: %r is not a weekday" % (calendar, name))
     return _DAYS[key]
-
-
-def job_schedule(dataset: str, host: str, schedule: dict[str, Any], config_path: str,
-                 install_dir: str = DEFAULT_INSTALL_DIR, python: str = DEFAULT_PYTHON) -> AgentJob:
-    """The AgentJob of a dataset from its policy schedule (calendar, jitter)."""
-    span = parse_duration(schedule["jitter"], "schedule.jitter") if schedule.get("jitter") else 0
-    return AgentJob(dataset, config_path, schedule["calendar"], spread_offset(host, dataset, span),
-                    python=python, install_dir=install_dir)
