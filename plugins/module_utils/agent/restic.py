@@ -388,7 +388,6 @@ def _leading_json(text: str) -> Any:
     if not text:
         return None
     try:
-        value, _ = json.JSONDecoder().raw_decode(text)
+        return json.JSONDecoder().raw_decode(text)[0]
     except ValueError:
         return None
-    return value
