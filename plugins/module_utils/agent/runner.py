@@ -22,7 +22,7 @@ from ..common.locks import FileLock, LockBusy
 from ..common.process import Redactor, SecretFileError, read_env_file, read_secret_file
 from .config import JobConfig
 from .gate import GateDecision, LoadGate, wait_for_gate
-from .hooks import HookOutcome, ping, run_hooks
+from .hooks import ping, run_hooks
 from .restic import ResticError, ResticRepository, ionice_prefix
 from .status import StatusStore, write_metrics
 

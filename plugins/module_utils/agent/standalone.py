@@ -6,17 +6,14 @@
 # here explicitly: that is also what makes Ansible ship all of them with a module.
 from __future__ import annotations
 
-import importlib
 import os
+import sys
 from typing import Any
 
-from ..common import durations, fileio, locks, process  # noqa: F401  (shipped, see above)
+from ..common import durations, fileio, locks, process
 from ..common.fileio import atomic_write
-from . import cli, config, gate, hooks, restic, runner, status, units  # noqa: F401  (shipped, see above)
-from .units import DEFAULT_INSTALL_DIR, PACKAGE_NAME  # noqa: F401  (re-exported)
-
-_AGENT_MODULES = ("cli", "config", "gate", "hooks", "restic", "runner", "standalone", "status", "units")
-_COMMON_MODULES = ("durations", "fileio", "locks", "process")
+from . import cli, config, gate, hooks, restic, runner, status, units
+from .units import DEFAULT_INSTALL_DIR, PACKAGE_NAME
 
 _TOP_INIT = """# -*- coding: utf-8 -*-
 # restorable.backup agent, installed by Ansible (restorable.backup collection); changes are overwritten.
@@ -27,6 +24,17 @@ from .agent.cli import main
 
 raise SystemExit(main())
 """
+
+
+def _shipped() -> dict[str, list[Any]]:
+    """The modules of the standalone package, by folder (package __init__ first)."""
+    agent_package = sys.modules[__name__.rsplit(".", 1)[0]]
+    common_package = sys.modules[durations.__name__.rsplit(".", 1)[0]]
+    this = sys.modules[__name__]
+    return {
+        "agent": [agent_package, cli, config, gate, hooks, restic, runner, this, status, units],
+        "common": [common_package, durations, fileio, locks, process],
+    }
 
 
 def _source(module: Any) -> str:
@@ -45,14 +53,12 @@ def _source(module: Any) -> str:
 
 def standalone_sources() -> dict[str, str]:
     """{path relative to the install dir: source} of the standalone package."""
-    agent_package = __name__.rsplit(".", 1)[0]
-    common_package = agent_package.rsplit(".", 1)[0] + ".common"
     files = {PACKAGE_NAME + "/__init__.py": _TOP_INIT, PACKAGE_NAME + "/__main__.py": _TOP_MAIN}
-    for package, names, folder in ((agent_package, _AGENT_MODULES, "agent"), (common_package, _COMMON_MODULES, "common")):
-        files["%s/%s/__init__.py" % (PACKAGE_NAME, folder)] = _source(importlib.import_module(package))
-        for name in names:
-            module = importlib.import_module(package + "." + name)
-            files["%s/%s/%s.py" % (PACKAGE_NAME, folder, name)] = _source(module)
+    for folder, modules in _shipped().items():
+        package, members = modules[0], modules[1:]
+        files["%s/%s/__init__.py" % (PACKAGE_NAME, folder)] = _source(package)
+        for module in members:
+            files["%s/%s/%s.py" % (PACKAGE_NAME, folder, module.__name__.rsplit(".", 1)[1])] = _source(module)
     return files
 
 
