@@ -81,12 +81,12 @@ class AgentHarness:
     def run(self, config: Path, *args: str, timeout: float = 300) -> "AgentRun":
         started = time.monotonic()
         proc = subprocess.run(self.command("run", config, *args), env=self.env(), cwd="/", capture_output=True,
-                              text=True, timeout=timeout)
+                              text=True, timeout=timeout, check=False)
         return AgentRun(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
 
     def cli(self, action: str, config: Path, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(self.command(action, config, *args), env=self.env(), cwd="/", capture_output=True,
-                              text=True, timeout=120)
+                              text=True, timeout=120, check=False)
 
     def status(self, dataset: str) -> dict[str, Any]:
         return json.loads((self.root / "status" / ("%s.json" % dataset)).read_text())

@@ -7,6 +7,7 @@ import http.server
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -83,7 +84,7 @@ def test_retention_is_per_dataset_and_check_runs_every_n(agent, restic_local_rep
     config = agent.config("rotating", str(repo.path), repo.password_file, [str(rotate)],
                           retention={"last": 2}, check={"every": 2, "read_data_subset": "50%"})
     results = []
-    for _ in range(3):
+    for _round in range(3):
         (rotate / "changing.txt").write_text(str(time.time()))
         run = agent.run(config)
         assert run.returncode == 0, run
@@ -277,13 +278,15 @@ def test_secrets_stay_off_argv_and_out_of_records_with_bandwidth_nice_and_ionice
     while proc.poll() is None:
         found, restic_argvs = scan_cmdlines([repo.password])
         hits += found
-        for argv in restic_argvs:
+        # Only this test's restic: other tests on the machine may run restic too.
+        for argv in (a for a in restic_argvs if str(repo.path) in a and str(data) in a):
             seen.append(argv)
             pid = argv[-1].split("=")[1]
             try:
                 with open("/proc/%s/stat" % pid) as handle:
                     nice = int(handle.read().rsplit(")", 1)[1].split()[16])
-                ionice = subprocess.run(["ionice", "-p", pid], capture_output=True, text=True).stdout.strip()
+                ionice = subprocess.run(["ionice", "-p", pid], capture_output=True, text=True,
+                                        check=False).stdout.strip()
             except (OSError, ValueError):
                 continue
             if ionice:
@@ -310,12 +313,20 @@ def test_killed_run_leaves_no_lock_that_blocks_the_next(agent, restic_local_repo
                           schedule={"bandwidth": {"upload_kbps": 2048}}, retention={"last": 1})
     proc = agent.start(config)
     deadline = time.monotonic() + 60
-    while not any("backup" in argv for argv in scan_cmdlines([])[1]):
+    backups = []
+    while not backups:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
+        backups = [argv for argv in scan_cmdlines([])[1] if "backup" in argv and str(data) in argv]
     time.sleep(1.0)
-    os.killpg(proc.pid, 9)  # power cut: runner and restic die at once, no cleanup
+    # Power cut: the runner and restic (in a process group of its own) die at once, no cleanup.
+    restic_pid = int(backups[0][-1].split("=")[1])
+    os.killpg(proc.pid, signal.SIGKILL)
+    os.kill(restic_pid, signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + 10
+    while os.path.exists("/proc/%d" % restic_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)  # reaped by init once its parent is gone
     assert repo.restic("list", "locks", "--no-lock").stdout.strip() != "", "the killed restic left no lock"
     assert (agent.root / "status" / "killed.running").exists()
 
@@ -359,7 +370,7 @@ def test_pings_start_success_and_fail_and_a_dead_ping_url_is_harmless(agent, res
     finally:
         server.shutdown()
         server.server_close()
-    paths = [p for p, _ in _PingRecorder.paths]
+    paths = [path for path, _body in _PingRecorder.paths]
     assert paths == ["/ping/abc/start", "/ping/abc", "/ping/abc/start", "/ping/abc/fail"]
     assert "no restic repository" in _PingRecorder.paths[-1][1]
 

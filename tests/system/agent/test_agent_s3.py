@@ -42,7 +42,8 @@ class S3Job:
         return env
 
     def restic(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["restic", "-r", self.url, *args], env=self.env(), capture_output=True, text=True)
+        return subprocess.run(["restic", "-r", self.url, *args], env=self.env(), capture_output=True, text=True,
+                              check=False)
 
 
 def test_s3_backup_retention_check_and_no_secret_leaks(agent, moto_server, private_file, tmp_path, restic_binary):
@@ -63,7 +64,7 @@ def test_s3_backup_retention_check_and_no_secret_leaks(agent, moto_server, priva
         while proc.poll() is None:
             found, argvs = scan_cmdlines(secrets)
             hits += found
-            saw_backup = saw_backup or any("backup" in argv for argv in argvs)
+            saw_backup = saw_backup or any("backup" in argv and job.url in argv for argv in argvs)
             time.sleep(0.02)
         out, err = proc.communicate()
         assert proc.returncode == 0, err
