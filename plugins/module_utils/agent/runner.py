@@ -104,12 +104,15 @@ class BackupRunner:
     def __init__(self, config: JobConfig, options: RunOptions | None = None,
                  now: Callable[[], datetime.datetime] | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 loadavg: Callable[[], tuple] = os.getloadavg) -> None:
+                 loadavg: Callable[[], tuple] = os.getloadavg,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.options = options or RunOptions()
+        # Clocks and load are injectable so the gate can be tested without waiting.
         self.now = now or (lambda: datetime.datetime.now(datetime.timezone.utc))
         self.sleep = sleep
         self.loadavg = loadavg
+        self.monotonic = monotonic
         self.redact = Redactor()
 
     def run(self) -> RunResult:
@@ -144,7 +147,10 @@ class BackupRunner:
         previous = store.load()
         interrupted = store.interrupted_run()
         invoked = self.now()
-        decision = self._gate()
+        try:
+            decision = self._gate()
+        except Interrupted as exc:  # stopped while waiting for the window or the load: nothing ran
+            decision = GateDecision(False, "interrupted by %s while waiting to start" % exc)
         if not decision.proceed:
             result = self._new_result("deferred", invoked)
             result.reason = decision.reason
@@ -191,7 +197,7 @@ class BackupRunner:
         if config.load_gate is not None and not self.options.ignore_load:
             gate = LoadGate(config.load_gate.max_load_per_cpu, config.load_gate.check_every,
                             config.load_gate.max_deferral, loadavg=self.loadavg)
-        return wait_for_gate(window, gate, now=self.now, sleep=self.sleep)
+        return wait_for_gate(window, gate, now=self.now, sleep=self.sleep, monotonic=self.monotonic)
 
     def _work(self, result: RunResult, previous: dict[str, Any], interrupted: dict[str, Any] | None) -> None:
         config = self.config

@@ -38,16 +38,19 @@ def test_outside_the_window_is_deferred_and_recorded(tmp_path):
 
 
 def test_busy_host_is_deferred_after_max_deferral(tmp_path):
-    clock = {"t": NOON}
+    clock = {"t": NOON, "waited": 0.0}
 
     def sleep(seconds):
         clock["t"] += datetime.timedelta(seconds=seconds)
-    runner = BackupRunner(config(tmp_path, load_gate={"max_load_per_cpu": 0.5, "max_deferral": "1s",
-                                                      "check_every": "1s"}),
-                          now=lambda: clock["t"], sleep=sleep, loadavg=lambda: (64.0, 0.0, 0.0))
+        clock["waited"] += seconds
+    runner = BackupRunner(config(tmp_path, load_gate={"max_load_per_cpu": 0.5, "max_deferral": "2h",
+                                                      "check_every": "10m"}),
+                          now=lambda: clock["t"], sleep=sleep, loadavg=lambda: (64.0, 0.0, 0.0),
+                          monotonic=lambda: clock["waited"])
     result = runner.run()
-    assert result.result == "deferred"
-    assert "above 0.5" in result.reason and "max_deferral 1s" in result.reason
+    assert result.result == "deferred" and result.deferred_seconds == 7200
+    assert result.reason.startswith("load ")
+    assert result.reason.endswith(" per CPU is above 0.5 after waiting 7200s (max_deferral 7200s)")
 
 
 def test_a_run_holding_the_lock_refuses_a_second(tmp_path):
