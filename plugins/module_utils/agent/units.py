@@ -69,6 +69,9 @@ def render_systemd_units(job: AgentJob) -> dict[str, str]:
         "UMask=0077",
         "ExecStart=%s" % exec_start,
         "SuccessExitStatus=%s" % SUCCESS_EXIT_STATUS,
+        # On stop, SIGTERM goes to the runner only: it stops restic with SIGINT (restic then
+        # removes its repository lock) and still runs the post hooks; stragglers get SIGKILL.
+        "KillMode=mixed",
         "",
     ])
     timer = "\n".join([

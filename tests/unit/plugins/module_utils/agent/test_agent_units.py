@@ -48,7 +48,7 @@ def test_systemd_units():
     assert "Environment=PYTHONPATH=/usr/local/lib/restorable\n" in service
     assert ("ExecStart=/usr/bin/python3 -m restorable_agent run --config /etc/restorable/www.json --delay 1234\n"
             in service)
-    assert "SuccessExitStatus=75 76\n" in service
+    assert "SuccessExitStatus=75 76\n" in service and "KillMode=mixed\n" in service
     timer = units["restorable-backup-www.timer"]
     assert "OnCalendar=*-*-* 01:00:00\n" in timer and "Persistent=true\n" in timer
     assert "Unit=restorable-backup-www.service\n" in timer and "WantedBy=timers.target\n" in timer
