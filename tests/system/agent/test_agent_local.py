@@ -387,3 +387,43 @@ def test_invalid_config_is_one_clear_line(agent, restic_local_repo, source):
     assert run.stdout == ""
     assert run.stderr.strip() == ("restorable-agent: error: job config %s: schedule.window.start: expected a time "
                                   "HH:MM (24 hours), got '25:00'" % config)
+
+
+def test_sigterm_during_a_pre_hook_still_runs_post_hooks(agent, restic_local_repo, source, tmp_path):
+    repo = restic_local_repo
+    paused, resumed = tmp_path / "paused", tmp_path / "resumed"
+    config = agent.config("stopped", str(repo.path), repo.password_file, [str(source)], hooks={
+        "pre": [{"argv": ["/bin/sh", "-c", "touch %s; sleep 60" % paused]}],
+        "post": [{"argv": ["/bin/sh", "-c", "echo $RESTORABLE_RESULT > %s" % resumed]}]})
+    proc = agent.start(config)
+    deadline = time.monotonic() + 30
+    while not paused.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGTERM)  # what systemd sends when the unit is stopped
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert json.loads(out)["reason"] == "interrupted by SIGTERM"
+    assert resumed.read_text() == "failed\n", "the post hook (thaw, resume) must run"
+    assert "Traceback" not in err
+    status = agent.status("stopped")
+    assert status["result"] == "failed" and not (agent.root / "status" / "stopped.running").exists()
+
+
+def test_sigterm_during_backup_lets_restic_remove_its_lock(agent, restic_local_repo, tmp_path):
+    repo = restic_local_repo
+    data = random_tree(tmp_path / "slow", 2, 4 << 20)
+    config = agent.config("stopping", str(repo.path), repo.password_file, [str(data)],
+                          schedule={"bandwidth": {"upload_kbps": 1024}})
+    proc = agent.start(config)
+    deadline = time.monotonic() + 60
+    while not any("backup" in argv and str(data) in argv for argv in scan_cmdlines([])[1]):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert json.loads(out)["reason"] == "interrupted by SIGTERM"
+    assert repo.restic("list", "locks", "--no-lock").stdout.strip() == "", "restic got SIGINT and cleaned up"
+    assert dataset_snapshots(repo, "stopping") == []
