@@ -30,11 +30,12 @@ class ResticError(Exception):
     INCOMPLETE = "incomplete"
     FAILED = "failed"
 
-    def __init__(self, kind: str, message: str, detail: str = "") -> None:
+    def __init__(self, kind: str, message: str, detail: str = "", timed_out: bool = False) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.detail = detail
+        self.timed_out = timed_out  # restic was stopped because its time was up
 
 
 @dataclass
@@ -261,8 +262,8 @@ class ResticRepository:
         else:
             message = "restic %s failed (exit %d): %s" % (action, result.returncode, detail or "no error output")
         if result.timed_out and kind != ResticError.TIMEOUT:
-            message += "; restic %s was stopped after the max_runtime of %s" % (action, format_duration(timeout or 0))
-        return ResticError(kind, message, detail)
+            message += "; restic %s was stopped after %s" % (action, format_duration(timeout or 0))
+        return ResticError(kind, message, detail, result.timed_out)
 
     # -- operations -----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from ..common.durations import format_duration
 from ..common.fileio import atomic_write, ensure_dir
 from ..common.locks import FileLock, LockBusy
 from ..common.process import Redactor, SecretFileError, read_env_file, read_secret_file
@@ -113,6 +114,7 @@ class BackupRunner:
         self.sleep = sleep
         self.loadavg = loadavg
         self.monotonic = monotonic
+        self._deadline: float | None = None
         self.redact = Redactor()
 
     def run(self) -> RunResult:
@@ -201,6 +203,7 @@ class BackupRunner:
 
     def _work(self, result: RunResult, previous: dict[str, Any], interrupted: dict[str, Any] | None) -> None:
         config = self.config
+        self._deadline = self.monotonic() + config.max_runtime if config.max_runtime else None
         repo = self._repository(result)
         if config.pre_hooks:
             # Before a hook quiesces an application: is the repository there and does the
@@ -236,7 +239,7 @@ class BackupRunner:
             tags = [config.dataset_tag] + [t for t in config.tags if t != config.dataset_tag]
             summary = self._unlock_retry(result, repo, lambda: repo.backup(
                 paths, host=config.host, tags=tags, excludes=config.excludes,
-                one_file_system=config.one_file_system, timeout=config.max_runtime))
+                one_file_system=config.one_file_system, timeout=self._time_left()))
             result.snapshot_id = summary.snapshot_id
             result.bytes_processed = summary.total_bytes_processed
             result.bytes_added = summary.data_added
@@ -261,7 +264,7 @@ class BackupRunner:
             log.info("applying retention %s", config.retention)
             try:
                 forget = self._unlock_retry(result, repo, lambda: repo.forget(
-                    config.retention, host=config.host, tags=[config.dataset_tag], timeout=config.max_runtime))
+                    config.retention, host=config.host, tags=[config.dataset_tag], timeout=self._time_left()))
             except ResticError as exc:
                 raise StepFailed("retention failed (snapshot %s was saved): %s" % (result.snapshot_id, exc)) from None
             result.retention = {"kept": forget.kept, "removed": forget.removed, "removed_ids": forget.removed_ids}
@@ -271,7 +274,7 @@ class BackupRunner:
             log.info("checking the repository (read_data_subset %s)", config.check.read_data_subset or "none")
             try:
                 check = self._unlock_retry(result, repo, lambda: repo.check(config.check.read_data_subset,
-                                                                            timeout=config.max_runtime))
+                                                                            timeout=self._time_left()))
             except ResticError as exc:
                 result.check = {"ok": False, "read_data_subset": config.check.read_data_subset, "message": str(exc)}
                 raise StepFailed("repository check could not run: %s" % exc) from None
@@ -310,17 +313,29 @@ class BackupRunner:
         except OSError as exc:
             result.warnings.append("could not set nice %d: %s" % (wanted, exc.strerror))
 
+    def _time_left(self) -> float | None:
+        """Seconds the next restic step may take: max_runtime bounds the whole run."""
+        if self._deadline is None:
+            return None
+        return max(1.0, self._deadline - self.monotonic())
+
     def _unlock_retry(self, result: RunResult, repo: ResticRepository, action: Callable[[], Any]) -> Any:
         """Run a restic action; if a lock blocks it, remove stale locks and try once more."""
         try:
-            return action()
+            try:
+                return action()
+            except ResticError as exc:
+                if exc.kind != ResticError.LOCKED:
+                    raise
+                log.info("repository locked: removing stale locks and retrying once")
+                repo.unlock()
+                result.unlocked_stale_locks = True
+                return action()
         except ResticError as exc:
-            if exc.kind != ResticError.LOCKED:
-                raise
-            log.info("repository locked: removing stale locks and retrying once")
-            repo.unlock()
-            result.unlocked_stale_locks = True
-            return action()
+            if exc.timed_out:
+                raise StepFailed("%s (the run's max_runtime is %s)" % (
+                    exc, format_duration(self.config.max_runtime or 0))) from None
+            raise
 
     def _write_canary(self) -> tuple[str, str]:
         """A fresh random token that drills find in the restored snapshot."""

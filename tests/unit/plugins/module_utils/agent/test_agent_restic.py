@@ -116,7 +116,7 @@ def test_messages_name_the_repository_and_the_problem():
     assert str(missing).startswith("no restic repository at s3:http://127.0.0.1:9000/bucket/host (not initialised")
     down = r.error("backup", CommandResult(["restic"], -2, stderr=REFUSED_MID_RUN, timed_out=True), timeout=600)
     assert down.kind == ResticError.UNREACHABLE
-    assert str(down).endswith("connection refused; restic backup was stopped after the max_runtime of 10m")
+    assert str(down).endswith("connection refused; restic backup was stopped after 10m") and down.timed_out
     slow = r.error("check", CommandResult(["restic"], -2, stderr="", timed_out=True), timeout=7200)
     assert slow.kind == ResticError.TIMEOUT and str(slow) == "restic check did not finish within 2h"
     absent = r.error("backup", CommandResult(["restic"], 127, stderr="command not found: restic"))
