@@ -122,7 +122,7 @@ class AgentPlanner:
             "paths": list(dataset["paths"]),
             "excludes": list(dataset.get("excludes", [])),
             "one_file_system": bool(dataset.get("one_file_system", False)),
-            "tags": ["dataset:%s" % dataset_name] + list(dataset.get("tags", [])),
+            "tags": list(dataset.get("tags", [])),  # the runner adds dataset:<job>
             "retention": _restic_retention(dataset["retention"]),
             "schedule": self._schedule(schedule),
             "hooks": self._hooks(dataset),
