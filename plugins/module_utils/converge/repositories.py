@@ -91,6 +91,11 @@ class RepositoryManager:
                 return self._would_initialise(repository)
             return repository.init_if_needed()
         except ResticError as exc:
+            if exc.kind == ResticError.WRONG_PASSWORD:
+                # restic's message would name the scratch file, gone by the time anyone reads it.
+                raise RepositoryFailed("%s: wrong password for the restic repository at %s: the password given for this "
+                                       "target opens no key of it; %s was left unchanged"
+                                       % (spec.name, spec.url, spec.password_file)) from None
             raise RepositoryFailed("%s: %s" % (spec.name, exc)) from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
