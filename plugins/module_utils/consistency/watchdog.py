@@ -26,7 +26,8 @@ This module uses only the standard library and no relative imports: the child is
 of the package or a checkout alike. ``python3 -m <package>.consistency.watchdog CONFIG_JSON``
 starts the same child by hand (commands on stdin, one JSON object a line).
 
-Protocol (JSON lines): runner -> watchdog on its stdin ``{"op": "command", "argv": [...]}``,
+Protocol (JSON lines): runner -> watchdog on its stdin ``{"op": "command", "argv": [...],
+"env": {...}, "timeout": S}``,
 ``{"op": "kill", "pid": N, "start": TICKS}``, ``{"op": "disarm"}``, ``{"op": "release"}``;
 watchdog -> runner on its stdout ``{"event": "ready"}``, ``{"event": "ok"}`` (after each
 registration), ``{"event": "disarmed"}`` and ``{"event": "fired", "reason": ..., "actions": [...]}``.
@@ -45,6 +46,7 @@ DEFAULT_ACTION_TIMEOUT = 10.0
 START_TIMEOUT = 15.0
 REPLY_TIMEOUT = 10.0
 KILL_GRACE = 5.0
+_INHERITED_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME")
 
 
 class WatchdogError(Exception):
@@ -70,12 +72,14 @@ def _utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _run_action_command(argv: list[str], timeout: float) -> dict:
+def _run_action_command(argv: list[str], timeout: float, env: dict | None = None) -> dict:
     """Run one release command; never wait longer than timeout + KILL_GRACE."""
     started = time.monotonic()
     outcome: dict = {"argv": argv}
+    child_env = dict(os.environ)
+    child_env.update(env or {})
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=child_env,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
     except OSError as exc:
         outcome.update(returncode=127, output=str(exc), seconds=0.0)
@@ -186,7 +190,9 @@ def child_main(config_json: str) -> int:
                 continue
             operation = message.get("op")
             if operation == "command":
-                actions.append({"argv": [str(arg) for arg in message["argv"]]})
+                actions.append({"argv": [str(arg) for arg in message["argv"]],
+                                "env": {str(k): str(v) for k, v in (message.get("env") or {}).items()},
+                                "timeout": float(message.get("timeout") or action_timeout)})
                 log("will run %s" % " ".join(actions[-1]["argv"]))
                 reply({"event": "ok"})
             elif operation == "kill":
@@ -204,7 +210,7 @@ def child_main(config_json: str) -> int:
     results = []
     for action in reversed(actions):
         if "argv" in action:
-            outcome = _run_action_command(action["argv"], action_timeout)
+            outcome = _run_action_command(action["argv"], action["timeout"], action["env"])
         else:
             outcome = _run_action_kill(action["kill"], action.get("start"))
         results.append(outcome)
@@ -252,6 +258,8 @@ class Watchdog:
         self.fired: dict | None = None
         self.deadline: float | None = None
         self._buffer = b""
+        self._longest_action = self.action_timeout
+        self._registered = 0
 
     @property
     def pid(self) -> int | None:
@@ -266,7 +274,8 @@ class Watchdog:
                   "action_timeout": self.action_timeout, "name": self.name}
         # Run as "-c", the source's __name__ is "__main__": its last lines call child_main(argv[1]).
         code = _own_source()
-        env = dict(os.environ)
+        # A clean environment: whatever secrets the runner holds in its own stay with it.
+        env = {name: os.environ[name] for name in _INHERITED_ENV if name in os.environ}
         env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         try:
             # The module source, not "-m": the package may live in a zip the child cannot import.
@@ -282,9 +291,16 @@ class Watchdog:
             self._abandon()
             raise WatchdogError("the watchdog did not start within %ds" % START_TIMEOUT)
 
-    def add_command(self, argv: list[str]) -> None:
-        """Register a release command; returns once the watchdog acknowledged it."""
-        self._register({"op": "command", "argv": [str(arg) for arg in argv]})
+    def add_command(self, argv: list[str], env: dict[str, str] | None = None, timeout: float | None = None) -> None:
+        """Register a release command; returns once the watchdog acknowledged it.
+
+        env (added to the watchdog's environment) travels through the pipe, never argv.
+        """
+        message = {"op": "command", "argv": [str(arg) for arg in argv], "env": dict(env or {})}
+        if timeout is not None:
+            message["timeout"] = float(timeout)
+            self._longest_action = max(self._longest_action, float(timeout))
+        self._register(message)
 
     def add_kill(self, pid: int) -> None:
         """Register a process to SIGKILL (its start time guards against PID reuse)."""
@@ -304,6 +320,7 @@ class Watchdog:
         if not self._send(message):
             raise WatchdogError("the watchdog is gone (it fired or died)")
         event = self._read_event(REPLY_TIMEOUT)
+        self._registered += 1
         if event is None or event.get("event") != "ok":
             if event is not None and event.get("event") == "fired":
                 self.fired = event
@@ -314,7 +331,7 @@ class Watchdog:
             return False
         self._send(message)
         # Firing runs the actions first: wait as long as they may take.
-        wait = REPLY_TIMEOUT + 2 * (self.action_timeout + KILL_GRACE) * 4
+        wait = REPLY_TIMEOUT + (self._longest_action + KILL_GRACE) * max(1, self._registered)
         while True:
             event = self._read_event(wait)
             if event is None:
