@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["fleet.plugin"]
 RESTIC_PASSWORD = "system-test-restic-password-0d6f"
 S3_ACCESS_KEY = "AKIASYSTEMTEST0001"
 S3_SECRET_KEY = "system-test-s3-secret-key-7c1e9a"
