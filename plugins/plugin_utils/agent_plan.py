@@ -122,7 +122,9 @@ class AgentPlanner:
             "paths": list(dataset["paths"]),
             "excludes": list(dataset.get("excludes", [])),
             "one_file_system": bool(dataset.get("one_file_system", False)),
-            "tags": list(dataset.get("tags", [])),  # the runner adds dataset:<job>
+            # The runner tags dataset:<job>; further copies also carry the dataset's own tag so
+            # restores and drills find the dataset in every repository.
+            "tags": ([] if job_name == dataset_name else ["dataset:%s" % dataset_name]) + list(dataset.get("tags", [])),
             "retention": _restic_retention(dataset["retention"]),
             "schedule": self._schedule(schedule),
             "hooks": self._hooks(dataset),

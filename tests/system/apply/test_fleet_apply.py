@@ -117,11 +117,6 @@ def test_primary_copies_are_tagged_with_their_dataset(applied_fleet, listed):
             assert "dataset:%s" % fleet.dataset(name) in snapshot["tags"], (name, snapshot["tags"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plugins/plugin_utils/agent_plan.py (4e44faa) no longer puts dataset:<dataset> into a job's tags and "
-    "the runner tags with dataset:<job>, so the copies of dataset www in its further targets are tagged "
-    "dataset:www-nas / dataset:www-offsite only: a restore or drill of www that selects by dataset:www finds "
-    "no snapshot in those repositories"))
 def test_further_copies_are_tagged_with_their_dataset(applied_fleet, listed):
     fleet = applied_fleet.fleet
     for name in fleet.fleet.names:
