@@ -34,8 +34,9 @@ Profiles that freeze implement the two template methods :meth:`ConsistencyProfil
   being called when nothing is frozen. It raises :class:`QuiesceFailed` when it could not release;
   the watchdog is then told to release at once.
 
-The freeze window (``FreezeRecord.seconds``) runs from the start of ``quiesce`` to the end of
-``release``, measured with ``time.monotonic``. If it exceeded ``max_freeze`` the watchdog released
+The freeze window (``FreezeRecord.seconds``) runs from the start of ``quiesce`` (or from the moment
+``quiesce`` stores in ``self.window_started``, when it first prepares without holding the
+application, e.g. flushes dirty data) to the end of ``release``, measured with ``time.monotonic``. If it exceeded ``max_freeze`` the watchdog released
 in the middle of the snapshot, which is then not application-consistent: ``frozen()`` raises
 :class:`QuiesceFailed` carrying the snapshot result and the record.
 
@@ -146,6 +147,9 @@ class ConsistencyProfile(abc.ABC):
             raise QuiesceFailed("on_failure must be one of %s, not %r" % (", ".join(ON_FAILURE), self.on_failure))
         self.redactor = Redactor()
         self.watchdog: Watchdog | None = None
+        # quiesce() may set this (time.monotonic()) when the blocking part begins, after
+        # preparations that do not hold the application (a pre-flush); else quiesce's start.
+        self.window_started: float | None = None
 
     # -- file-level tiers -------------------------------------------------------------------
     def streams(self) -> list[StreamSource]:
@@ -189,6 +193,7 @@ class ConsistencyProfile(abc.ABC):
             raise QuiesceFailed(record.reason, record=record) from exc
         self.watchdog = watchdog
         began = time.monotonic()
+        self.window_started = None
         result: Any = None
         release_error: BaseException | None = None
         try:
@@ -208,9 +213,10 @@ class ConsistencyProfile(abc.ABC):
                 except Exception as exc:  # any failure to release: the watchdog releases now
                     release_error = exc
                     log.error("release of %s failed, the watchdog releases: %s", self.kind, exc)
-                fired = watchdog.release_now() if release_error is not None else watchdog.disarm()
-                record.seconds = round(time.monotonic() - began, 6)
+                released = time.monotonic()
                 record.ended = utc_now()
+                record.seconds = round(released - (self.window_started or began), 6)
+                fired = watchdog.release_now() if release_error is not None else watchdog.disarm()
                 self.watchdog = None
         if fired and release_error is None:
             record.consistent = False
