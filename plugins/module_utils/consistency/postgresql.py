@@ -1,0 +1,468 @@
+# -*- coding: utf-8 -*-
+# Private to restorable.backup: the PostgreSQL quiesce profile.
+"""PostgreSQL: logical dumps, a base backup stream, or the backup API around a snapshot.
+
+``streams()`` (file-level tiers), by ``postgresql.mode``:
+
+* ``dump`` (default): ``pg_dumpall --globals-only --no-role-passwords`` (roles and tablespaces)
+  and one ``pg_dump -Fc`` per database (``databases``, default every database that accepts
+  connections and is not a template, listed with ``psql``). Each dump is one consistent
+  snapshot of its database (a repeatable-read transaction): writes go on meanwhile.
+* ``basebackup``: ``pg_basebackup -D - -Ft -X fetch``, the whole cluster as ONE tar on stdout
+  with the WAL needed to make it consistent inside (pg_basebackup refuses to write a cluster
+  with extra tablespaces to stdout; use the backup API with snapshots for those).
+
+``frozen(snapshot)`` (snapshot tiers, any mode): one ``psql`` session runs
+``pg_backup_start(label, fast => true)``, ``snapshot()`` is taken, and the same session runs
+``pg_backup_stop(wait_for_archive => true)`` (the two must share a session). The watchdog is armed
+with the session's PID: killing it aborts backup mode. ``FreezeRecord.label`` is a JSON object
+with ``backup_label`` and ``tablespace_map``, the files a restore writes into the snapshot's data
+directory (see :func:`restore_files`), and the start and stop LSNs. PostgreSQL does not block
+writers in backup mode: the "freeze" window is the time backup mode was on.
+
+Credentials never reach argv: a password goes into a 0600 passfile (``PGPASSFILE``) in a private
+directory under the staging directory, removed by ``cleanup()``; without a password, when run as
+root, the clients run as the OS user named like the role (``setpriv``, which execs in place so
+the PID stays the client's), for peer authentication over the socket.
+"""
+from __future__ import annotations
+
+import atexit
+import base64
+import collections
+import json
+import os
+import pwd
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from typing import Any, Callable, TypeVar
+
+from ..common.process import base_env, run_command
+from .base import ConsistencyProfile, FreezeRecord, QuiesceFailed, StreamSource
+
+T = TypeVar("T")
+
+MODES = ("dump", "basebackup", "backup_api")
+DEFAULT_LABEL = "restorable"
+START_MARKER = "__RESTORABLE_BACKUP_STARTED__"
+STOP_MARKER = "__RESTORABLE_BACKUP_STOPPED__"
+# Databases that accept connections and are not templates, NUL-separated (names may hold anything).
+LIST_DATABASES_SQL = "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname"
+# One line: stop LSN, then the label and map files base64-encoded so newlines cannot break framing.
+STOP_SQL = ("SELECT lsn, translate(encode(convert_to(labelfile, 'UTF8'), 'base64'), E'\\n', ''), "
+            "translate(encode(convert_to(coalesce(spcmapfile, ''), 'UTF8'), 'base64'), E'\\n', '') "
+            "FROM pg_backup_stop(true);")
+STDERR_TAIL = 16 * 1024
+_EOF = object()  # what _read_line returns at the end of the client's output
+
+
+class SqlSession:
+    """One interactive SQL client (psql, mariadb) driven through pipes, statement by statement.
+
+    ``query(sql)`` sends the statements followed by a marker statement and returns the output
+    lines before the marker: when the marker comes back, everything before it has run. The client
+    runs in a session of its own so signals sent to the runner's process group do not reach it;
+    its stderr is drained by a thread (its tail is kept for messages).
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str], what: str,
+                 marker_sql: Callable[[str], str], redact: Callable[[str], str] = lambda text: text) -> None:
+        self.argv = list(argv)
+        self.env = env
+        self.what = what
+        self.marker_sql = marker_sql
+        self.redact = redact
+        self.proc: subprocess.Popen | None = None
+        self._buffer = b""
+        self._stderr: collections.deque = collections.deque()
+        self._stderr_size = 0
+        self._stderr_thread: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        try:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, env=self.env, close_fds=True,
+                                         start_new_session=True, cwd="/")
+        except OSError as exc:
+            raise QuiesceFailed("cannot start %s: %s" % (self.what, exc)) from exc
+        self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._stderr_thread.start()
+
+    def _drain_stderr(self) -> None:
+        fd = self.proc.stderr.fileno()  # started with stderr=PIPE
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self._stderr.append(data)
+            self._stderr_size += len(data)
+            while self._stderr_size > STDERR_TAIL and len(self._stderr) > 1:
+                self._stderr_size -= len(self._stderr.popleft())
+
+    def stderr_tail(self, lines: int = 5) -> str:
+        text = b"".join(self._stderr).decode("utf-8", "replace")
+        kept = [line.strip() for line in text.splitlines() if line.strip()]
+        return self.redact(" / ".join(kept[-lines:]))
+
+    def query(self, sql: str, marker: str, timeout: float) -> list[str]:
+        """Run sql, then the marker statement; the output lines before the marker."""
+        if not self.alive():
+            raise QuiesceFailed("%s is not running%s" % (self.what, self.why()))
+        try:
+            self.proc.stdin.write((sql.rstrip() + "\n" + self.marker_sql(marker) + "\n").encode("utf-8"))
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError) as exc:
+            raise QuiesceFailed("%s ended%s" % (self.what, self.why(exc))) from None
+        lines: list[str] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._read_line(deadline)
+            if line is None:
+                raise QuiesceFailed("%s did not answer within %gs" % (self.what, timeout))
+            if line is _EOF:
+                raise QuiesceFailed("%s ended%s" % (self.what, self.why()))
+            if line.strip() == marker:
+                return lines
+            lines.append(line)
+
+    def _read_line(self, deadline: float) -> Any:
+        """The next line (str); None when the deadline passed, _EOF when the client closed its output."""
+        fd = self.proc.stdout.fileno()  # started with stdout=PIPE
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            readable, _unused1, _unused2 = select.select([fd], [], [], remaining)
+            if not readable:
+                continue
+            data = os.read(fd, 65536)
+            if not data:
+                return _EOF
+            self._buffer += data
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def why(self, exc: BaseException | None = None) -> str:
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=1)
+        parts = []
+        if self.proc is not None and self.proc.returncode is not None:
+            code = self.proc.returncode
+            parts.append("killed by signal %d" % -code if code < 0 else "exit code %d" % code)
+        tail = self.stderr_tail()
+        if tail:
+            parts.append(tail)
+        elif exc is not None:
+            parts.append(str(exc))
+        return (": " + "; ".join(parts)) if parts else ""
+
+    def close(self, timeout: float = 10.0) -> int | None:
+        """End the client: close its stdin (it exits at end of input), kill it if it does not."""
+        proc = self.proc
+        if proc is None:
+            return None
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        for stream in (proc.stdout,):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=1)
+        return proc.returncode
+
+    def kill(self) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def private_file(directory: str, name: str, text: str) -> str:
+    """Write a 0600 file (created exclusively, never through an existing one); its path."""
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
+
+
+def passfile_escape(value: str) -> str:
+    """A field of a PostgreSQL password file: backslash and colon are escaped."""
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def passfile_line(user: str, password: str) -> str:
+    """One passfile line matching any host, port and database for user."""
+    if "\n" in password or "\r" in password or "\n" in user:
+        raise QuiesceFailed("the PostgreSQL password or user name holds a line break")
+    return "*:*:*:%s:%s\n" % (passfile_escape(user), passfile_escape(password))
+
+
+def check_database_name(name: str) -> str:
+    """A plain database name: pg_dump -d would read '=' or a URI as a connection string."""
+    if not name or "=" in name or name.startswith(("postgres://", "postgresql://")) or "\0" in name:
+        raise QuiesceFailed("database name %r cannot be passed to pg_dump safely" % name)
+    return name
+
+
+def parse_database_list(output: str) -> list[str]:
+    """Names from `psql -A -t -0` (NUL after each record; a trailing newline may follow)."""
+    names = []
+    for item in output.split("\0"):
+        item = item.strip("\n")
+        if item:
+            names.append(item)
+    return names
+
+
+def stream_name(database: str) -> str:
+    """The file name of a database's dump in the backup (path separators made harmless)."""
+    safe = database.replace("/", "%2F").replace("\0", "")
+    if safe in ("", ".", ".."):
+        safe = safe.replace(".", "%2E") or "%00"
+    return "postgresql/%s.dump" % safe
+
+
+def parse_stop_line(line: str) -> dict[str, str]:
+    """`lsn|base64 labelfile|base64 spcmapfile` (psql -A -t) -> its parts, decoded."""
+    parts = line.strip().split("|")
+    if len(parts) != 3 or not parts[0] or not parts[1]:
+        raise QuiesceFailed("unexpected pg_backup_stop output %r" % line[:200])
+    try:
+        label = base64.b64decode(parts[1], validate=True).decode("utf-8")
+        spcmap = base64.b64decode(parts[2], validate=True).decode("utf-8") if parts[2] else ""
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise QuiesceFailed("cannot decode pg_backup_stop output: %s" % exc) from None
+    return {"stop_lsn": parts[0], "backup_label": label, "tablespace_map": spcmap}
+
+
+def label_fields(backup_label: str) -> dict[str, str]:
+    """`KEY: value` lines of a backup_label file (START WAL LOCATION, LABEL, START TIME, ...)."""
+    fields = {}
+    for line in backup_label.splitlines():
+        key, sep, value = line.partition(": ")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def restore_files(label: str) -> dict[str, str]:
+    """The files a restore writes into the snapshot's data directory, from FreezeRecord.label.
+
+    backup_label always; tablespace_map only when the cluster has extra tablespaces.
+    """
+    try:
+        data = json.loads(label)
+        files = {"backup_label": data["backup_label"]}
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError("not a PostgreSQL backup label record: %s" % exc) from None
+    if data.get("tablespace_map"):
+        files["tablespace_map"] = data["tablespace_map"]
+    return files
+
+
+class PostgreSQLProfile(ConsistencyProfile):
+    """type: postgresql (see the module docstring)."""
+
+    kind = "postgresql"
+
+    def __init__(self, config: dict[str, Any], staging_dir: str, status_dir: str | None = None) -> None:
+        super().__init__(config, staging_dir, status_dir)
+        settings = dict(config.get("postgresql") or {})
+        self.mode = settings.get("mode") or "dump"
+        if self.mode not in MODES:
+            raise QuiesceFailed("postgresql.mode must be one of %s, not %r" % (", ".join(MODES), self.mode))
+        self.host = settings.get("host") or None
+        self.port = settings.get("port")
+        self.user = settings.get("user") or None
+        self.password = settings.get("password") or None
+        self.databases = [check_database_name(name) for name in settings.get("databases") or []]
+        self.label_text = settings.get("label") or DEFAULT_LABEL
+        self.bindir = settings.get("bindir") or None
+        self.redactor.add(self.password)
+        self._secret_dir: str | None = None
+        self._session: SqlSession | None = None
+        self._start_lsn = ""
+        self._stopped: dict[str, str] | None = None
+
+    # -- connection ---------------------------------------------------------------------------
+    def binary(self, name: str) -> str:
+        if self.bindir:
+            return os.path.join(self.bindir, name)
+        return name
+
+    def connection_args(self) -> list[str]:
+        """-h/-p/-U: never a password, never a connection string."""
+        args = []
+        if self.host:
+            args += ["-h", str(self.host)]
+        if self.port:
+            args += ["-p", str(int(self.port))]
+        if self.user:
+            args += ["-U", str(self.user)]
+        return args + ["--no-password"]
+
+    def run_as_prefix(self) -> list[str]:
+        """setpriv to the role's OS user for peer authentication (root, no password, user exists)."""
+        if self.password or not self.user or os.geteuid() != 0 or self.user == "root":
+            return []
+        try:
+            pwd.getpwnam(self.user)
+        except KeyError:
+            return []
+        return ["setpriv", "--reuid=%s" % self.user, "--regid=%s" % self.user, "--init-groups", "--"]
+
+    def client_env(self) -> dict[str, str]:
+        """The environment of every client: PGPASSFILE when there is a password, no PG* leaks."""
+        env = base_env({"PGAPPNAME": "restorable", "PGCONNECT_TIMEOUT": "10"})
+        if self.password:
+            env["PGPASSFILE"] = self._passfile()
+        elif self.run_as_prefix():
+            env["HOME"] = "/"
+        return env
+
+    def _passfile(self) -> str:
+        if self._secret_dir is None or not os.path.isdir(self._secret_dir):
+            os.makedirs(self.staging_dir, mode=0o700, exist_ok=True)
+            self._secret_dir = tempfile.mkdtemp(prefix=".pg-", dir=self.staging_dir)
+            private_file(self._secret_dir, "passfile", passfile_line(self.user or "*", self.password or ""))
+            atexit.register(shutil.rmtree, self._secret_dir, True)
+        return os.path.join(self._secret_dir, "passfile")
+
+    def cleanup(self) -> None:
+        """Remove the passfile; call it in a finally after the streams have run."""
+        if self._secret_dir is not None:
+            shutil.rmtree(self._secret_dir, ignore_errors=True)
+            self._secret_dir = None
+
+    def psql_argv(self, database: str = "postgres") -> list[str]:
+        return self.run_as_prefix() + [self.binary("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"] + \
+            self.connection_args() + ["-d", check_database_name(database)]
+
+    # -- file-level tiers ---------------------------------------------------------------------
+    def list_databases(self) -> list[str]:
+        argv = self.psql_argv() + ["-0", "-c", LIST_DATABASES_SQL]
+        result = run_command(argv, env=self.client_env(), timeout=60)
+        if not result.ok:
+            raise QuiesceFailed("cannot list PostgreSQL databases: %s" % self.redactor(
+                result.stderr_tail() or "exit code %d" % result.returncode))
+        return parse_database_list(result.stdout)
+
+    def dump_argv(self, database: str) -> list[str]:
+        return self.run_as_prefix() + [self.binary("pg_dump"), "-Fc"] + self.connection_args() + \
+            ["-d", check_database_name(database)]
+
+    def globals_argv(self) -> list[str]:
+        return self.run_as_prefix() + [self.binary("pg_dumpall"), "--globals-only", "--no-role-passwords"] + \
+            self.connection_args() + ["-l", "postgres"]
+
+    def basebackup_argv(self) -> list[str]:
+        return self.run_as_prefix() + [self.binary("pg_basebackup"), "-D", "-", "-Ft", "-X", "fetch",
+                                       "-c", "fast", "-l", self.label_text] + self.connection_args()
+
+    def streams(self) -> list[StreamSource]:
+        if self.mode == "backup_api":
+            raise QuiesceFailed("postgresql.mode backup_api works around snapshots (cdp, array tiers); "
+                                "file-level tiers need mode dump or basebackup")
+        env = self.client_env()
+        if self.mode == "basebackup":
+            return [StreamSource("postgresql/base.tar", self.basebackup_argv(), env)]
+        databases = self.databases or self.list_databases()
+        if not databases:
+            raise QuiesceFailed("the PostgreSQL server has no database to dump")
+        sources = [StreamSource("postgresql/globals.sql", self.globals_argv(), env)]
+        sources += [StreamSource(stream_name(name), self.dump_argv(name), env) for name in databases]
+        return sources
+
+    # -- snapshot tiers -----------------------------------------------------------------------
+    def frozen(self, snapshot: Callable[[], T]) -> tuple[T, FreezeRecord]:
+        """The base frozen(); the label is only known after pg_backup_stop, so it is set here."""
+        self._stopped = None
+        self._start_lsn = ""
+        try:
+            result, record = super().frozen(snapshot)
+        except QuiesceFailed as exc:
+            if exc.record is not None and self._stopped is not None:
+                exc.record.label = self._label_json()
+            raise
+        finally:
+            if self._session is not None:
+                self._session.kill()
+                self._session = None
+        record.label = self._label_json()
+        return result, record
+
+    def _label_json(self) -> str | None:
+        if self._stopped is None:
+            return None
+        return json.dumps({"method": "pg_backup_start/pg_backup_stop", "start_lsn": self._start_lsn,
+                           "stop_lsn": self._stopped["stop_lsn"], "backup_label": self._stopped["backup_label"],
+                           "tablespace_map": self._stopped["tablespace_map"]}, sort_keys=True)
+
+    def quiesce(self, watchdog) -> str | None:
+        session = SqlSession(self.psql_argv(), self.client_env(), "the PostgreSQL backup session (psql)",
+                             lambda marker: "\\echo " + marker, self.redactor)
+        self._session = session
+        session.start()
+        # Before backup mode: the watchdog ends it by killing the session.
+        watchdog.add_kill(session.pid)
+        label = self.label_text.replace("'", "''")
+        lines = session.query("SELECT pg_backup_start('%s', true);" % label, START_MARKER, self.max_freeze + 5)
+        self._start_lsn = lines[-1].strip() if lines else ""
+        return None
+
+    def release(self) -> None:
+        session = self._session
+        if session is None or session.proc is None:
+            return
+        try:
+            if not self._start_lsn:
+                return  # backup mode never began: ending the session is all there is to do
+            if not session.alive():
+                raise QuiesceFailed("the backup session ended before pg_backup_stop%s (killed by the watchdog "
+                                    "after max_freeze, or the server went away): backup mode was aborted and "
+                                    "the snapshot has no backup label" % session.why())
+            lines = session.query(STOP_SQL, STOP_MARKER, self.max_freeze + 60)
+            if not lines:
+                raise QuiesceFailed("pg_backup_stop returned nothing")
+            self._stopped = parse_stop_line(lines[-1])
+        finally:
+            session.close()
+            self._session = None

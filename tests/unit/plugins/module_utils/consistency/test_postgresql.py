@@ -1,0 +1,194 @@
+# -*- coding: utf-8 -*-
+"""PostgreSQL profile: argv building, passfile, label parsing, session framing (no server needed)."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+
+import pytest
+
+from ansible_collections.restorable.backup.plugins.module_utils.consistency import postgresql
+from ansible_collections.restorable.backup.plugins.module_utils.consistency.base import (
+    QuiesceFailed, profile_from_config)
+from ansible_collections.restorable.backup.plugins.module_utils.consistency.postgresql import (
+    PostgreSQLProfile, SqlSession, check_database_name, label_fields, parse_database_list, parse_stop_line,
+    passfile_line, restore_files, stream_name)
+
+SECRET = "pa:ss\\word-7f3e"
+LABEL = ("START WAL LOCATION: 0/3000028 (file 000000010000000000000003)\nCHECKPOINT LOCATION: 0/3000060\n"
+         "BACKUP METHOD: streamed\nBACKUP FROM: primary\nSTART TIME: 2026-11-25 00:10:15 UTC\nLABEL: restorable\n"
+         "START TIMELINE: 1\n")
+
+
+def make(tmp_path, **settings) -> PostgreSQLProfile:
+    config = {"type": "postgresql", "postgresql": {"host": "127.0.0.1", "port": 5433, "user": "backup",
+                                                   "password": SECRET, **settings}}
+    profile = profile_from_config(config, str(tmp_path / "staging"))
+    assert isinstance(profile, PostgreSQLProfile)
+    return profile
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_passfile_escapes_colon_and_backslash():
+    assert passfile_line("backup", SECRET) == "*:*:*:backup:pa\\:ss\\\\word-7f3e\n"
+
+
+@pytest.mark.parametrize("password", ["a\nb", "a\rb"])
+def test_passfile_refuses_line_breaks(password):
+    with pytest.raises(QuiesceFailed):
+        passfile_line("backup", password)
+
+
+@pytest.mark.parametrize("name", ["host=evil password=x", "postgresql://u:p@h/db", "", "a\0b"])
+def test_database_names_that_pg_dump_would_read_as_connection_strings_are_refused(name):
+    with pytest.raises(QuiesceFailed):
+        check_database_name(name)
+
+
+def test_database_list_is_nul_separated():
+    assert parse_database_list("app\0my db\0with\nnewline\0\n") == ["app", "my db", "with\nnewline"]
+    assert parse_database_list("") == []
+
+
+def test_stream_names_cannot_escape_the_postgresql_folder():
+    assert stream_name("app") == "postgresql/app.dump"
+    assert stream_name("a/../b") == "postgresql/a%2F..%2Fb.dump"
+    assert stream_name("..") == "postgresql/%2E%2E.dump"
+
+
+def test_dump_streams_carry_the_password_only_in_a_private_passfile(tmp_path):
+    profile = make(tmp_path, databases=["app", "second"])
+    sources = profile.streams()
+    assert [source.name for source in sources] == ["postgresql/globals.sql", "postgresql/app.dump",
+                                                   "postgresql/second.dump"]
+    assert sources[1].argv == ["pg_dump", "-Fc", "-h", "127.0.0.1", "-p", "5433", "-U", "backup", "--no-password",
+                               "-d", "app"]
+    assert sources[0].argv[:3] == ["pg_dumpall", "--globals-only", "--no-role-passwords"]
+    passfile = sources[0].env["PGPASSFILE"]
+    assert os.stat(passfile).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.dirname(passfile)).st_mode & 0o777 == 0o700
+    with open(passfile, encoding="utf-8") as handle:
+        assert handle.read() == passfile_line("backup", SECRET)
+    for source in sources:
+        assert not any(SECRET in arg or "word-7f3e" in arg for arg in source.argv)
+        assert "PGPASSWORD" not in source.env
+        assert SECRET not in source.describe()
+    profile.cleanup()
+    assert not os.path.exists(passfile)
+
+
+def test_caller_environment_does_not_leak_into_clients(tmp_path, monkeypatch):
+    monkeypatch.setenv("PGPASSWORD", "leaked")
+    monkeypatch.setenv("PGHOST", "elsewhere")
+    env = make(tmp_path, databases=["app"]).streams()[0].env
+    assert "PGPASSWORD" not in env and "PGHOST" not in env
+
+
+def test_basebackup_is_one_tar_on_stdout_with_fetched_wal(tmp_path):
+    sources = make(tmp_path, mode="basebackup").streams()
+    assert [source.name for source in sources] == ["postgresql/base.tar"]
+    argv = sources[0].argv
+    assert argv[:6] == ["pg_basebackup", "-D", "-", "-Ft", "-X", "fetch"]
+    assert SECRET not in " ".join(argv)
+
+
+def test_backup_api_mode_has_no_streams(tmp_path):
+    with pytest.raises(QuiesceFailed, match="backup_api"):
+        make(tmp_path, mode="backup_api").streams()
+
+
+def test_unknown_mode_is_refused(tmp_path):
+    with pytest.raises(QuiesceFailed, match="mode"):
+        make(tmp_path, mode="snapshot")
+
+
+def test_peer_authentication_runs_clients_as_the_role_s_os_user(tmp_path, monkeypatch):
+    monkeypatch.setattr(postgresql.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(postgresql.pwd, "getpwnam", lambda name: object())
+    config = {"type": "postgresql", "postgresql": {"host": "/run/postgresql", "user": "postgres",
+                                                   "databases": ["app"]}}
+    profile = profile_from_config(config, str(tmp_path))
+    sources = profile.streams()
+    assert sources[1].argv[:5] == ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+    assert "PGPASSFILE" not in sources[1].env
+    assert profile.psql_argv()[5] == "psql"
+
+
+def test_no_setpriv_with_a_password_or_without_root(tmp_path, monkeypatch):
+    monkeypatch.setattr(postgresql.pwd, "getpwnam", lambda name: object())
+    monkeypatch.setattr(postgresql.os, "geteuid", lambda: 0)
+    assert make(tmp_path).run_as_prefix() == []
+    monkeypatch.setattr(postgresql.os, "geteuid", lambda: 1000)
+    config = {"type": "postgresql", "postgresql": {"user": "postgres"}}
+    assert profile_from_config(config, str(tmp_path)).run_as_prefix() == []
+
+
+def test_stop_line_is_decoded():
+    parsed = parse_stop_line("0/3000100|%s|\n" % b64(LABEL))
+    assert parsed == {"stop_lsn": "0/3000100", "backup_label": LABEL, "tablespace_map": ""}
+    parsed = parse_stop_line("0/5000000|%s|%s" % (b64(LABEL), b64("16390 /srv/ts\n")))
+    assert parsed["tablespace_map"] == "16390 /srv/ts\n"
+
+
+@pytest.mark.parametrize("line", ["", "0/1", "0/1|!!notbase64|", "|%s|" % b64("x")])
+def test_bad_stop_lines_are_refused(line):
+    with pytest.raises(QuiesceFailed):
+        parse_stop_line(line)
+
+
+def test_label_fields_and_restore_files():
+    assert label_fields(LABEL)["LABEL"] == "restorable"
+    assert label_fields(LABEL)["START WAL LOCATION"].startswith("0/3000028")
+    record = json.dumps({"backup_label": LABEL, "tablespace_map": "", "stop_lsn": "0/1"})
+    assert restore_files(record) == {"backup_label": LABEL}
+    record = json.dumps({"backup_label": LABEL, "tablespace_map": "16390 /srv/ts\n"})
+    assert restore_files(record) == {"backup_label": LABEL, "tablespace_map": "16390 /srv/ts\n"}
+    with pytest.raises(ValueError):
+        restore_files("not json")
+
+
+ECHO = "import sys\nfor line in sys.stdin:\n    sys.stdout.write(line)\n    sys.stdout.flush()\n"
+
+
+def test_session_returns_the_lines_before_the_marker():
+    session = SqlSession([sys.executable, "-c", ECHO], {}, "echo", lambda marker: marker)
+    session.start()
+    try:
+        assert session.query("one\ntwo", "MARK", 10) == ["one", "two"]
+        assert session.query("three", "MARK2", 10) == ["three"]
+    finally:
+        assert session.close() == 0
+
+
+def test_session_that_dies_is_reported_with_its_stderr():
+    died = "import sys\nsys.stderr.write('FATAL: no such role\\n')\nsys.exit(2)\n"
+    session = SqlSession([sys.executable, "-c", died], {}, "psql", lambda marker: marker)
+    session.start()
+    with pytest.raises(QuiesceFailed, match="psql (ended|is not running).*exit code 2.*no such role"):
+        session.query("select 1", "MARK", 10)
+    session.close()
+
+
+def test_session_that_does_not_answer_times_out():
+    silent = "import sys, time\nsys.stdin.readline()\ntime.sleep(30)\n"
+    session = SqlSession([sys.executable, "-c", silent], {}, "psql", lambda marker: marker)
+    session.start()
+    with pytest.raises(QuiesceFailed, match="did not answer within 0.3s"):
+        session.query("select 1", "MARK", 0.3)
+    session.kill()
+    assert not session.alive()
+
+
+def test_session_errors_are_redacted():
+    leaky = "import sys\nsys.stderr.write('password %s rejected\\n' % 'hunter2-secret')\nsys.exit(1)\n"
+    session = SqlSession([sys.executable, "-c", leaky], {}, "psql", lambda marker: marker,
+                         redact=lambda text: text.replace("hunter2-secret", "***"))
+    session.start()
+    with pytest.raises(QuiesceFailed) as raised:
+        session.query("x", "MARK", 10)
+    assert "hunter2-secret" not in str(raised.value) and "***" in str(raised.value)
