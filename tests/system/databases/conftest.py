@@ -1,0 +1,208 @@
+# -*- coding: utf-8 -*-
+"""Fixtures of the database consistency proofs: one real PostgreSQL 15 cluster and one real
+MariaDB server for the whole session, sandboxes to restore into, and a write load.
+
+Each server is started by its fixture (never by systemd) and stopped by its own PID.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import db_helpers
+from db_helpers import (APP_DB, MARIADB_PASSWORD, MARIADB_USER, PG_PASSWORD, PG_ROLE, MariaDBServer, PgCluster,
+                        WriteLoad, chown_tree, mariadb_install, mariadb_start, pg_env, pg_initdb, pg_start,
+                        rmtree_quiet, shared_tmpdir)
+
+db_helpers.make_collection_importable()
+
+
+def _require(*binaries: str) -> None:
+    missing = [name for name in binaries if not shutil.which(name)]
+    if missing:
+        pytest.fail("missing %s: run make deps (postgresql, mariadb-server, mariadb-backup)" % ", ".join(missing))
+
+
+@dataclass
+class PgSource:
+    """The protected cluster: WAL archived into archive_dir, role PG_ROLE with a password."""
+
+    cluster: PgCluster
+    archive_dir: Path
+    role: str = PG_ROLE
+    password: str = PG_PASSWORD
+
+    @property
+    def port(self) -> int:
+        return self.cluster.port
+
+
+@pytest.fixture(scope="session")
+def pg_source():
+    _require("psql", "pg_dump")
+    root = shared_tmpdir("restorable-pg-")
+    datadir = root / "data"
+    archive = root / "archive"
+    archive.mkdir()
+    chown_tree(root, "postgres")
+    pg_initdb(datadir, root)
+    cluster = pg_start(root, datadir, {
+        "wal_level": "replica", "archive_mode": "on",
+        "archive_command": "test ! -f %s/%%f && cp %%p %s/%%f" % (archive, archive)})
+    try:
+        cluster.psql("CREATE ROLE %s LOGIN REPLICATION PASSWORD '%s'" % (PG_ROLE, PG_PASSWORD))
+        cluster.psql("GRANT pg_read_all_data TO %s" % PG_ROLE)
+        cluster.psql("GRANT EXECUTE ON FUNCTION pg_backup_start(text, boolean), pg_backup_stop(boolean) TO %s"
+                     % PG_ROLE)
+        cluster.psql("CREATE DATABASE %s" % APP_DB)
+        cluster.psql("CREATE EXTENSION amcheck", db=APP_DB)
+        cluster.psql("CREATE TABLE seed (id int PRIMARY KEY, payload text)", db=APP_DB)
+        cluster.psql("INSERT INTO seed SELECT g, md5(g::text) FROM generate_series(1, 2000) g", db=APP_DB)
+        cluster.psql("CREATE INDEX seed_payload ON seed (payload)", db=APP_DB)
+        cluster.psql("CREATE DATABASE second")
+        cluster.psql("CREATE TABLE notes (id int PRIMARY KEY)", db="second")
+        yield PgSource(cluster, archive)
+    finally:
+        cluster.stop()
+        rmtree_quiet(root)
+
+
+@pytest.fixture
+def pg_sandbox():
+    """start(datadir=None, settings=None) -> PgCluster: a restore target on another port.
+
+    Without datadir a fresh cluster is initialised; with one (a restored copy) it is started as is.
+    Every sandbox is stopped by PID and removed after the test.
+    """
+    started = []
+    roots = []
+
+    def start(datadir: Path | None = None, settings: dict | None = None) -> PgCluster:
+        root = shared_tmpdir("restorable-pg-sandbox-")
+        roots.append(root)
+        if datadir is None:
+            datadir = root / "data"
+            chown_tree(root, "postgres")
+            pg_initdb(datadir, root)
+        else:
+            chown_tree(root, "postgres")
+            chown_tree(datadir, "postgres")
+            os.chmod(datadir, 0o700)
+        cluster = pg_start(root, datadir, settings)
+        started.append(cluster)
+        return cluster
+
+    def new_root() -> Path:
+        root = shared_tmpdir("restorable-pg-restore-")
+        roots.append(root)
+        return root
+
+    start.new_root = new_root
+    yield start
+    for cluster in started:
+        cluster.stop()
+    for root in roots:
+        rmtree_quiet(root)
+
+
+@dataclass
+class MariaDBSource:
+    server: MariaDBServer
+    user: str = MARIADB_USER
+    password: str = MARIADB_PASSWORD
+
+
+@pytest.fixture(scope="session")
+def mariadb_source():
+    _require("mariadb", "mariadbd", "mariadb-install-db", "mariabackup", "mbstream")
+    root = shared_tmpdir("restorable-mariadb-")
+    datadir = root / "data"
+    chown_tree(root, "mysql")
+    mariadb_install(datadir)
+    server = mariadb_start(root, datadir)
+    try:
+        server.sql("CREATE USER '%s'@'localhost' IDENTIFIED BY '%s'" % (MARIADB_USER, MARIADB_PASSWORD))
+        # What mariabackup and FLUSH TABLES WITH READ LOCK need, no more.
+        server.sql("GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SELECT ON *.* TO '%s'@'localhost'"
+                   % MARIADB_USER)
+        server.sql("CREATE DATABASE %s" % APP_DB)
+        server.sql("CREATE TABLE seed (id int PRIMARY KEY, payload varchar(64), KEY (payload)) ENGINE=InnoDB",
+                   db=APP_DB)
+        server.sql("INSERT INTO seed SELECT seq, md5(seq) FROM seq_1_to_2000", db=APP_DB)
+        yield MariaDBSource(server)
+    finally:
+        server.stop()
+        rmtree_quiet(root)
+
+
+@pytest.fixture
+def mariadb_sandbox():
+    """start(datadir) -> MariaDBServer on a prepared copy, on another port and socket."""
+    started = []
+    roots = []
+
+    def start(datadir: Path) -> MariaDBServer:
+        root = datadir.parent
+        chown_tree(root, "mysql")
+        server = mariadb_start(root, datadir)
+        started.append(server)
+        return server
+
+    def new_root() -> Path:
+        root = shared_tmpdir("restorable-mariadb-sandbox-")
+        roots.append(root)
+        return root
+
+    start.new_root = new_root
+    yield start
+    for server in started:
+        server.stop()
+    for root in roots:
+        rmtree_quiet(root)
+
+
+@pytest.fixture
+def pg_write_load(pg_source):
+    """start(table) -> WriteLoad committing rows 1..N into a new table of the app database."""
+    loads = []
+
+    def start(table: str) -> WriteLoad:
+        cluster = pg_source.cluster
+        cluster.psql("CREATE TABLE %s (n int PRIMARY KEY, at timestamptz DEFAULT now())" % table, db=APP_DB)
+        load = WriteLoad(cluster.client_argv(APP_DB), table, env=pg_env(cluster.root), user="postgres").start()
+        loads.append(load)
+        return load
+
+    yield start
+    for load in loads:
+        load.stop()
+
+
+@pytest.fixture
+def mariadb_write_load(mariadb_source):
+    loads = []
+
+    def start(table: str) -> WriteLoad:
+        server = mariadb_source.server
+        server.sql("CREATE TABLE %s (n int PRIMARY KEY, at timestamp(6) DEFAULT current_timestamp(6)) ENGINE=InnoDB"
+                   % table, db=APP_DB)
+        load = WriteLoad(server.client_argv(APP_DB), table).start()
+        loads.append(load)
+        return load
+
+    yield start
+    for load in loads:
+        load.stop()
+
+
+@pytest.fixture
+def secrets_dir():
+    """A private (0700) directory for password files of one test."""
+    root = shared_tmpdir("restorable-secrets-")
+    os.chmod(root, 0o700)
+    yield root
+    rmtree_quiet(root)
