@@ -43,6 +43,21 @@ def sh(*argv: str) -> str:
     return subprocess.run(list(argv), check=True, capture_output=True, text=True).stdout.strip()
 
 
+class Snapshot:
+    """snapshot() for frozen(): a read-only btrfs snapshot of the volume, timed."""
+
+    def __init__(self, volume: Path, target: Path) -> None:
+        self.volume = volume
+        self.target = target
+        self.seconds = 0.0
+
+    def __call__(self) -> str:
+        began = time.monotonic()
+        sh("btrfs", "subvolume", "snapshot", "-r", str(self.volume), str(self.target))
+        self.seconds = time.monotonic() - began
+        return str(self.target)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
@@ -102,25 +117,17 @@ def main() -> int:
             with open(app / ("data-%d.bin" % (run % 4)), "wb") as handle:  # dirty, not synced
                 for _mib in range(args.dirty_mib):
                     handle.write(payload)
-            target = array / "snaps" / ("s%d" % run)
-            timing = {}
-
-            def snapshot(target: Path = target, timing: dict = timing) -> str:
-                began = time.monotonic()
-                sh("btrfs", "subvolume", "snapshot", "-r", str(array / "vol"), str(target))
-                timing["snapshot"] = time.monotonic() - began
-                return str(target)
-
+            snapshot = Snapshot(array / "vol", array / "snaps" / ("s%d" % run))
             began = time.monotonic()
             _path, record = profile.frozen(snapshot)
             totals.append(time.monotonic() - began)
             if not record.consistent:
                 raise RuntimeError("run %d not consistent: %s" % (run, record.reason))
             windows.append(record.seconds)
-            snapshots.append(timing["snapshot"])
+            snapshots.append(snapshot.seconds)
             for name, values in steps.items():
                 values.append(profile.step_seconds[name])
-            sh("btrfs", "subvolume", "delete", str(target))
+            sh("btrfs", "subvolume", "delete", str(snapshot.target))
 
         result = {
             "benchmark": "freeze_window", "runs": args.runs, "dirty_mib": args.dirty_mib,

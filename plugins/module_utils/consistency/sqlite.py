@@ -135,8 +135,8 @@ class SQLiteProfile(ConsistencyProfile):
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/",
             start_new_session=True, close_fds=True)
         watchdog.add_kill(self._holder.pid)
-        assert self._holder.stdout is not None
-        line = self._holder.stdout.readline()  # "locked", or EOF when it failed
+        # "locked", or EOF when it failed (bounded: its busy timeout, else the watchdog kills it)
+        line = self._holder.stdout.readline() if self._holder.stdout is not None else b""
         if line.strip() != b"locked":
             self._holder.wait()
             error = self._holder.stderr.read().decode("utf-8", "replace").strip() if self._holder.stderr else ""

@@ -345,7 +345,8 @@ class Watchdog:
         return self.fired is not None
 
     def _send(self, message: dict) -> bool:
-        assert self.proc is not None and self.proc.stdin is not None
+        if self.proc is None or self.proc.stdin is None:
+            return False
         try:
             self.proc.stdin.write((json.dumps(message) + "\n").encode("utf-8"))
             self.proc.stdin.flush()
@@ -355,7 +356,8 @@ class Watchdog:
 
     def _read_event(self, timeout: float) -> dict | None:
         """The next JSON event from the watchdog, None on timeout or end of file."""
-        assert self.proc is not None and self.proc.stdout is not None
+        if self.proc is None or self.proc.stdout is None or self.proc.stdout.closed:
+            return None
         fd = self.proc.stdout.fileno()
         end = time.monotonic() + timeout
         while b"\n" not in self._buffer:
@@ -400,4 +402,4 @@ class Watchdog:
 
 
 if __name__ == "__main__":
-    sys.exit(child_main(sys.argv[1]))
+    raise SystemExit(child_main(sys.argv[1]))
