@@ -29,22 +29,25 @@ _DAY_MINUTES = 1440
 class CalendarError(ValueError):
     """The expression is outside what this parser understands or is not a calendar event."""
 
+    verb = "cannot read"
+
+
+class NonRecurringCalendar(CalendarError):
+    """A valid event limited to some years: it stops firing, which no schedule may do."""
+
+    verb = "cannot use"
+
 
 @dataclass(frozen=True)
 class CalendarEvent:
     weekdays: frozenset
-    years: frozenset | None
     months: frozenset
     days: frozenset
     minutes_of_day: tuple
+    timezone: str | None = None  # the zone the times are in; None: the host's
 
     def fires_on(self, day: datetime.date) -> bool:
-        return (
-            day.weekday() in self.weekdays
-            and (self.years is None or day.year in self.years)
-            and day.month in self.months
-            and day.day in self.days
-        )
+        return day.weekday() in self.weekdays and day.month in self.months and day.day in self.days
 
     def firing_days(self, start: datetime.date) -> list:
         return [n for n in range(_HORIZON_DAYS) if self.fires_on(start + datetime.timedelta(days=n))]
@@ -82,24 +85,33 @@ def _value(text: str, low: int, high: int, names: dict | None) -> int:
 
 
 def _number(text: str, low: int, high: int) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # isdigit() alone is true for '\u00b2', which int() rejects
         raise CalendarError("%r is not a number" % text)
-    value = int(text)
+    value = int(text) if len(text) <= 9 else high + 1  # int() refuses very long digit strings
     if not low <= value <= high:
         raise CalendarError("%s is outside %d..%d" % (text, low, high))
     return value
 
 
+def _is_time_zone(part: str) -> bool:
+    """UTC or an area/location name; dates and times hold no letters, and times hold ':'."""
+    return part.upper() == "UTC" or ("/" in part and ":" not in part and any(c.isalpha() for c in part))
+
+
 @functools.lru_cache(maxsize=4096)
 def parse_calendar(expression: str) -> CalendarEvent:
-    """Parse 'DOW YYYY-MM-DD HH:MM[:SS]' with optional parts; seconds are ignored."""
+    """Parse 'DOW MM-DD HH:MM[:SS] [ZONE]' with optional parts; seconds are ignored. A year
+    (YYYY-MM-DD) is refused: the event would stop firing, so it cannot be a schedule."""
+    if not expression.strip():
+        raise CalendarError("the calendar is empty")
     text = _SHORTHANDS.get(expression.strip().lower(), expression.strip())
     parts = text.split()
     weekdays = frozenset(range(7))
     if parts and _WEEKDAY_RE.match(parts[0]) and parts[0].lower() not in ("utc",):
         weekdays = _expand(parts.pop(0), 0, 6, _WEEKDAYS)
-    if parts and "/" in parts[-1] and not re.search(r"[:\-]", parts[-1]) or (parts and parts[-1].upper() == "UTC"):
-        parts.pop()  # a trailing time zone shifts wall time, not gaps
+    timezone = None
+    if parts and _is_time_zone(parts[-1]):
+        timezone = parts.pop()  # shifts wall time, not gaps; the caller decides what it means for a window
     date_part, time_part = "*-*-*", "00:00:00"
     for part in parts:
         if "-" in part and ":" not in part:
@@ -115,7 +127,9 @@ def parse_calendar(expression: str) -> CalendarEvent:
         date_fields.insert(0, "*")
     if len(date_fields) != 3 or "~" in date_part:
         raise CalendarError("cannot read date %r" % date_part)
-    years = None if date_fields[0] == "*" else _expand(date_fields[0], 1970, 2199)
+    if date_fields[0] != "*":
+        years = _expand(date_fields[0], 1970, 2199)
+        raise NonRecurringCalendar("it fires only in %s; a schedule must repeat" % _years_text(date_fields[0], years))
     time_fields = time_part.split(":")
     if len(time_fields) not in (2, 3):
         raise CalendarError("cannot read time %r" % time_part)
@@ -123,11 +137,28 @@ def parse_calendar(expression: str) -> CalendarEvent:
     minutes = _expand(time_fields[1], 0, 59)
     return CalendarEvent(
         weekdays=weekdays,
-        years=years,
         months=_expand(date_fields[1], 1, 12),
         days=_expand(date_fields[2], 1, 31),
         minutes_of_day=tuple(sorted(h * 60 + m for h in hours for m in minutes)),
+        timezone=timezone,
     )
+
+
+def _years_text(field: str, years: frozenset) -> str:
+    """'2026', '2026 and 2027', '2026..2030', or the field as written for anything longer."""
+    ordered = sorted(years)
+    if len(ordered) == 1:
+        return str(ordered[0])
+    if len(ordered) == 2:
+        return "%d and %d" % tuple(ordered)
+    if ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return "%d..%d" % (ordered[0], ordered[-1])
+    return "the years %s" % field
+
+
+def calendar_timezone(expression: str) -> str | None:
+    """The time zone a calendar names (its times are in that zone), or None."""
+    return parse_calendar(expression).timezone
 
 
 @dataclass(frozen=True)
