@@ -13,8 +13,8 @@ import random
 import pytest
 
 pytest.importorskip("yaml")
-pytest.importorskip("jsonschema")
-pytest.importorskip("fastjsonschema")
+jsonschema = pytest.importorskip("jsonschema")
+fastjsonschema = pytest.importorskip("fastjsonschema")
 
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.calendar_event import (  # noqa: E402
     CalendarError,
@@ -1046,7 +1046,6 @@ def test_float_with_integral_value_is_not_an_integer(validator):
     assert lines(validator, changed(**{"restorable_datasets.www.retention.daily": 7.0}))
 
 
-@pytest.mark.xfail(strict=True, reason="patterns end in $, which matches before a trailing newline: names and durations keep it")
 @pytest.mark.parametrize("path, value", [
     ("restorable_site", "branch-lyon\n"),
     ("restorable_datasets.www.targets", ["nas\n"]),
@@ -1056,6 +1055,46 @@ def test_float_with_integral_value_is_not_an_integer(validator):
 def test_trailing_newline_is_a_schema_error(validator, path, value):
     report = validator.validate(fleet(changed(**{path: value})))
     assert report.errors and not [line for line in report.lines() if "\n" in line], report.lines()
+
+
+def _patterns(node, where="#"):
+    """(where, pattern, examples) for every pattern of the schema; examples from the node or its parent property."""
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            yield where, node["pattern"], node.get("examples", [])
+        for key, value in node.items():
+            if key not in ("examples", "enum", "const", "required"):
+                yield from _patterns(value, where + "/" + str(key))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _patterns(item, "%s/%d" % (where, index))
+
+
+# A value each pattern accepts, for the patterns whose node has no example of its own.
+PATTERN_SAMPLES = {
+    "^[A-Z_][A-Z0-9_]*$(?!\\n)": "APP_MODE",
+    "^[a-z]{2,4}[a-z0-9]{1,4}$(?!\\n)": "vda",
+    "^[A-Za-z0-9_.:-]{1,64}$(?!\\n)": "web",
+}
+
+
+@pytest.mark.parametrize("where, pattern, examples", list(_patterns(load_schema())), ids=lambda value: str(value)[:60])
+def test_every_anchored_pattern_refuses_a_trailing_newline(where, pattern, examples):
+    """In Python, $ also matches before a final newline; $(?!\\n) does not, and is ECMA-262 as well
+    (editors check the same patterns). Both jsonschema and fastjsonschema must refuse the newline."""
+    samples = [e for e in examples if isinstance(e, str)] + ([PATTERN_SAMPLES[pattern]] if pattern in PATTERN_SAMPLES else [])
+    assert samples, "%s: no example to test %r with" % (where, pattern)
+    if pattern.endswith("$"):
+        pytest.fail("%s: %r ends in a bare $, which lets a trailing newline through" % (where, pattern))
+    checker = jsonschema.Draft202012Validator({"type": "string", "pattern": pattern})
+    fast = fastjsonschema.compile({"type": "string", "pattern": pattern})
+    for sample in samples:
+        assert checker.is_valid(sample), (where, sample)
+        fast(sample)
+        if "$" in pattern:
+            assert not checker.is_valid(sample + "\n"), (where, sample)
+            with pytest.raises(fastjsonschema.JsonSchemaException):
+                fast(sample + "\n")
 
 
 @pytest.mark.xfail(strict=True, reason="a calendar that never fires is only reported through an RPO or a window")
