@@ -523,7 +523,7 @@ def test_sandbox_with_a_double_leading_slash():
     ({"hourly": 24, "daily": 7, "weekly": 4}, "keeps points for about 4w, less than the 30-day look-back of drill weekly-www"),
     ({"monthly": 1}, None),
     ({"yearly": 1}, None),
-    ({"last": 3}, "keeps points for about 78h, less than the 30-day look-back of drill weekly-www"),  # 3 runs up to 26h apart
+    ({"last": 3}, "keeps points for about 3.2d, less than the 30-day look-back of drill weekly-www"),  # 3 runs up to 26h apart
     ({"last": 28}, None),  # 28 x 26h is about 30.3 days
     ({"max_age": "30d"}, None),
     ({"max_age": "4w"}, "keeps points for about 4w, less than the 30-day look-back of drill weekly-www"),
@@ -873,6 +873,8 @@ def test_parse_duration(text, seconds):
     (0, "0s"), (1, "1s"), (59, "59s"), (60, "1m"), (61, "1m1s"), (90, "1m30s"), (900, "15m"), (3600, "1h"), (3660, "61m"),
     (5400, "90m"), (86400, "1d"), (90000, "25h"), (93600, "26h"), (604800, "1w"), (1209600, "2w"), (30 * 86400, "30d"),
     (3601, "1.0h"), (86400.9, "1d"),
+    (1400 * 3600, "58.3d"), (78 * 3600, "3.2d"), (60 * 3600, "2.5d"), (36 * 3600, "36h"), (47 * 3600, "47h"),
+    (841 * 3600, "841h"),  # 35.04 days would print as 35.0d, which reads as exactly 35 days
 ])
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
@@ -900,9 +902,10 @@ def test_format_path(path, text):
     assert format_path(path) == text
 
 
-@pytest.mark.xfail(strict=True, reason="format_path treats a boolean mapping key (YAML yes/on) as list index [1]")
-def test_format_path_of_a_boolean_key():
-    assert format_path(("restorable_datasets", True)) != "restorable_datasets[1]"
+@pytest.mark.parametrize("key, text", [(True, "true"), (False, "false"), (None, "null"), (2.5, "2.5")])
+def test_format_path_of_a_key_yaml_did_not_read_as_a_string(key, text):
+    """on:, no:, ~: are mapping keys YAML reads as true, false and null; they print as YAML writes them."""
+    assert format_path(("restorable_schedules", "hourly", key)) == "restorable_schedules.hourly." + text
 
 
 def test_problem_lines():
