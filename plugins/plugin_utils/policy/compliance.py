@@ -12,7 +12,7 @@ from .problems import Problem
 
 RULES = ("3 copies", "2 media kinds", "1 off-site", "1 immutable or offline", "0 errors (recent drill)")
 _MEDIA = {"local": "disk", "sftp": "disk", "replica": "disk", "s3": "object storage", "tape_library": "tape"}
-DEFAULT_DRILL_MAX_AGE = "30d"
+DEFAULT_DRILL_MAX_AGE = "31d"  # the longest gap of a monthly drill, so that one counts
 
 
 @dataclass
@@ -66,7 +66,7 @@ class ComplianceScorer:
     def _copies(self, dataset: dict) -> list:
         copies = []
         names = list(dataset.get("targets", [])) + [dataset[k] for k in ("replica", "wal_archive") if k in dataset]
-        for name in names:
+        for name in dict.fromkeys(names):  # a target named twice (targets and wal_archive) is one copy
             target = self.targets.get(name)
             if target:
                 immutable = target["type"] == "s3" and "object_lock" in target
