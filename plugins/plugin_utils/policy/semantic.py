@@ -3,10 +3,12 @@
 # Each check is a small method yielding Problems; PolicyChecks.run() lists them all.
 from __future__ import annotations
 
+import functools
 import math
 import posixpath
+import zoneinfo
 
-from .calendar_event import CalendarError, Window, largest_gap_minutes
+from .calendar_event import CalendarError, Window, calendar_timezone, largest_gap_minutes
 from .durations import format_duration, parse_duration
 from .problems import Problem
 
@@ -40,6 +42,7 @@ class PolicyChecks:
             self.check_dataset_references,
             self.check_schedules_meet_rpo,
             self.check_windows,
+            self.check_time_zones,
             self.check_drills,
             self.check_retention_covers_drills,
             self.check_tape_chains,
@@ -125,37 +128,43 @@ class PolicyChecks:
         schedule = self.schedules.get(dataset.get("schedule"))
         if schedule is None:
             return None
-        window = Window.from_policy(schedule["window"]) if "window" in schedule else None
+        window = schedule.get("window") or {}
+        return _run_gap_seconds(schedule["calendar"], window.get("start"), window.get("end"), window.get("timezone"), schedule.get("jitter"))
+
+    def _calendar_problems(self, path: tuple, calendar: str):
+        """A calendar that cannot be read, or that never fires at all."""
         try:
-            gap = largest_gap_minutes(schedule["calendar"], window)
-        except CalendarError:
-            return None
-        if gap is None:
-            return math.inf
-        jitter = parse_duration(schedule["jitter"]) if "jitter" in schedule else 0
-        return gap * 60 + jitter
+            fires = largest_gap_minutes(calendar) is not None
+        except CalendarError as exc:
+            yield self._problem(path, "%s %r: %s" % (exc.verb, calendar, exc))
+            return
+        if not fires:
+            yield self._problem(path, "calendar %r never fires" % calendar)
 
     def check_schedules_meet_rpo(self):
         for name, schedule in self.schedules.items():
-            try:
-                largest_gap_minutes(schedule["calendar"])
-            except CalendarError as exc:
-                yield self._problem(("restorable_schedules", name, "calendar"), "cannot read %r: %s" % (schedule["calendar"], exc))
+            yield from self._calendar_problems(("restorable_schedules", name, "calendar"), schedule["calendar"])
         for name, dataset in self.datasets.items():
             if "rpo" not in dataset or not dataset.get("enabled", True):
                 continue
             yield from self._meets_rpo(("restorable_datasets", name, "rpo"), dataset, dataset["rpo"])
 
-    def _meets_rpo(self, path: tuple, dataset: dict, rpo: str):
+    def _meets_rpo(self, path: tuple, dataset: dict, rpo: str, subject: str = ""):
+        """subject prefixes the message when the path alone does not say which dataset it is about."""
         interval = self._interval_seconds(dataset)
         if interval is None:
             return
-        if interval == math.inf:
-            yield self._problem(path, "the schedule never starts a run inside its window, so no RPO can be met")
+        if dataset["tier"] == "cdp":
+            if interval > parse_duration(rpo):
+                yield self._problem(path, subject + "RPO %s cannot be met: recovery points can be up to %s apart (interval_minutes %d)"
+                                    % (rpo, format_duration(interval), dataset["interval_minutes"]))
+        elif interval == math.inf:
+            where = " inside its window" if _window(self.schedules[dataset["schedule"]]) else ""
+            yield self._problem(path, subject + "the schedule never starts a run%s, so no RPO can be met" % where)
         elif interval > parse_duration(rpo):
             yield self._problem(
                 path,
-                "RPO %s cannot be met: runs can be up to %s apart (schedule, window and jitter)" % (rpo, format_duration(interval)),
+                subject + "RPO %s cannot be met: runs can be up to %s apart (schedule, window and jitter)" % (rpo, format_duration(interval)),
             )
 
     def check_windows(self):
@@ -170,8 +179,14 @@ class PolicyChecks:
                     "jitter %s is longer than the window %s-%s (%s): spread starts would fall outside it"
                     % (schedule["jitter"], schedule["window"]["start"], schedule["window"]["end"], format_duration(window.length_minutes * 60)),
                 )
+            compared = _window(schedule)  # None when the calendar's times are in a zone of their own
             try:
-                if largest_gap_minutes(schedule["calendar"], window) is None:
+                # A calendar that never fires at all is reported at the calendar, not blamed on the window.
+                if (
+                    compared is not None
+                    and largest_gap_minutes(schedule["calendar"]) is not None
+                    and largest_gap_minutes(schedule["calendar"], compared) is None
+                ):
                     yield self._problem(
                         base + ("window",),
                         "calendar %r never fires inside the window %s-%s" % (schedule["calendar"], schedule["window"]["start"], schedule["window"]["end"]),
@@ -182,21 +197,37 @@ class PolicyChecks:
             if "window" in site and Window.from_policy(site["window"]).length_minutes < 60:
                 yield self._problem(("restorable_sites", name, "window"), "a window shorter than 1h leaves no time for a backup")
 
+    def check_time_zones(self):
+        zones = _known_time_zones()
+        if not zones:
+            return  # no time zone database on the controller: nothing to compare with
+        places = []
+        for name, schedule in self.schedules.items():
+            base = ("restorable_schedules", name)
+            places.append((base + ("window", "timezone"), schedule.get("window", {}).get("timezone")))
+            places.append((base + ("calendar",), _calendar_zone(schedule["calendar"])))
+        for name, site in self.sites.items():
+            base = ("restorable_sites", name)
+            places.append((base + ("timezone",), site.get("timezone")))
+            places.append((base + ("window", "timezone"), site.get("window", {}).get("timezone")))
+        for name, drill in self.drills.items():
+            places.append((("restorable_drills", name, "calendar"), _calendar_zone(drill["calendar"]) if "calendar" in drill else None))
+        for path, zone in places:
+            if zone is not None and zone not in zones:
+                yield self._problem(path, "unknown time zone %s" % zone)
+
     def check_drills(self):
         for name, drill in self.drills.items():
             base = ("restorable_drills", name)
             if drill.get("drill_host") and drill["drill_host"] not in self.inventory_hosts:
                 yield self._problem(base + ("drill_host",), "host %s is not in the inventory" % drill["drill_host"])
             if "calendar" in drill:
-                try:
-                    largest_gap_minutes(drill["calendar"])
-                except CalendarError as exc:
-                    yield self._problem(base + ("calendar",), "cannot read %r: %s" % (drill["calendar"], exc))
+                yield from self._calendar_problems(base + ("calendar",), drill["calendar"])
             for index, dataset_name in enumerate(drill["datasets"]):
                 if dataset_name not in self.datasets:
                     yield self._problem(base + ("datasets", index), _unknown("dataset", dataset_name, self.datasets, "restorable_datasets"))
                 elif "rpo" in drill:
-                    yield from self._meets_rpo(base + ("rpo",), self.datasets[dataset_name], drill["rpo"])
+                    yield from self._meets_rpo(base + ("rpo",), self.datasets[dataset_name], drill["rpo"], "dataset %s: " % dataset_name)
             if "sandbox" in drill:
                 yield from self._sandbox_outside_protected(base + ("sandbox",), drill["sandbox"])
 
@@ -225,19 +256,22 @@ class PolicyChecks:
     def _retention_horizon(self, dataset: dict):
         """How far back the oldest kept point reaches, roughly, in seconds."""
         retention = dataset["retention"]
-        spans = [
+        spans = [  # grandfather-father-son and last: the oldest point any rule keeps
+
             retention.get("hourly", 0) * 3600,
             retention.get("daily", 0) * DAY,
             retention.get("weekly", 0) * 7 * DAY,
             retention.get("monthly", 0) * 30 * DAY,
             retention.get("yearly", 0) * 365 * DAY,
         ]
-        if "max_age" in retention:
-            spans.append(parse_duration(retention["max_age"]))
         interval = self._interval_seconds(dataset)
         if retention.get("last") and interval not in (None, math.inf):
             spans.append(retention["last"] * interval)
-        return max(spans) if any(spans) else None
+        horizon = max(spans) if any(spans) else None
+        if "max_age" in retention:  # drops every older point, whatever the counts keep
+            max_age = parse_duration(retention["max_age"])
+            horizon = max_age if horizon is None else min(horizon, max_age)
+        return horizon
 
     def check_tape_chains(self):
         for name, dataset in self.datasets.items():
@@ -272,5 +306,61 @@ def _protected_paths(dataset: dict) -> list:
 
 
 def _inside(path: str, parent: str) -> bool:
-    path, parent = posixpath.normpath(path), posixpath.normpath(parent)
+    path, parent = _normalised(path), _normalised(parent)
     return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def _normalised(path: str) -> str:
+    """normpath, and '//x' as '/x': POSIX leaves a leading '//' to the implementation, Linux reads it as '/'."""
+    if path.startswith("//"):
+        path = "/" + path.lstrip("/")
+    return posixpath.normpath(path)
+
+
+def _window(schedule: dict):
+    """The window a schedule's start times are compared with, or None: none is set, or the calendar
+    names a time zone of its own (its times are not wall times of the window's zone)."""
+    window = schedule.get("window")
+    if window is None:
+        return None
+    return _compared_window(schedule["calendar"], window["start"], window["end"], window.get("timezone"))
+
+
+# Hosts of a group share their schedules: both answers below are worked out once per schedule.
+@functools.lru_cache(maxsize=4096)
+def _compared_window(calendar: str, start: str | None, end: str | None, zone: str | None):
+    if start is None:
+        return None
+    own_zone = _calendar_zone(calendar)
+    if own_zone is not None and own_zone != zone:
+        return None
+    return Window.from_policy({"start": start, "end": end})
+
+
+@functools.lru_cache(maxsize=4096)
+def _run_gap_seconds(calendar: str, start: str | None, end: str | None, zone: str | None, jitter: str | None):
+    """Largest time between two runs of a schedule, jitter included: seconds, inf if it never runs, None if unreadable."""
+    try:
+        gap = largest_gap_minutes(calendar, _compared_window(calendar, start, end, zone))
+    except CalendarError:
+        return None
+    if gap is None:
+        return math.inf
+    return gap * 60 + (parse_duration(jitter) if jitter else 0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _calendar_zone(calendar: str):
+    try:
+        return calendar_timezone(calendar)
+    except CalendarError:
+        return None  # reported as unreadable
+
+
+@functools.lru_cache(maxsize=1)
+def _known_time_zones() -> frozenset:
+    """IANA names the controller knows; empty when it has no time zone database (then nothing is checked)."""
+    try:
+        return frozenset(zoneinfo.available_timezones())
+    except (OSError, ValueError):
+        return frozenset()
