@@ -40,7 +40,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(repositories) and C(jobs) lists.
+  description: C(repositories), C(jobs) and C(secrets) (database passwords as files) lists.
   type: dict
 """
 
@@ -52,7 +52,7 @@ from ansible_collections.restorable.backup.plugins.plugin_utils.policy.validator
 def agent_plan(variables, host, root="/"):
     policy = {k: plain(variables[k]) for k in variables.keys() if isinstance(k, str) and k.startswith(VARIABLE_PREFIX)}
     planner = AgentPlanner(host, policy, root)
-    return {"repositories": planner.repositories(), "jobs": planner.jobs()}
+    return {"repositories": planner.repositories(), "jobs": planner.jobs(), "secrets": planner.secrets()}
 
 
 class FilterModule:

@@ -49,6 +49,22 @@ options:
       target:
         description: Target name, for reference.
         type: str
+  secrets:
+    description:
+      - Private files the jobs read, such as database passwords of consistency profiles;
+        written with mode 0600 and never shown in diffs.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: Where the file goes (normally below C(etc/restorable/secrets)).
+        type: path
+        required: true
+      content:
+        description: The secret.
+        type: str
+        required: true
   scheduler:
     description: How jobs are started.
     type: str
@@ -114,6 +130,10 @@ def main() -> None:
                 dataset=dict(type="str"),
                 target=dict(type="str"),
             )),
+            secrets=dict(type="list", elements="dict", default=[], options=dict(
+                path=dict(type="path", required=True),
+                content=dict(type="str", required=True, no_log=True),
+            )),
             scheduler=dict(type="str", choices=["auto", "systemd", "cron"], default="auto"),
             root=dict(type="path", default="/"),
             python=dict(type="path", default="/usr/bin/python3"),
@@ -122,7 +142,7 @@ def main() -> None:
     )
     manager = JobManager(module.check_mode, module.params["scheduler"], module.params["root"], module.params["python"])
     try:
-        manager.converge([JobSpec.from_params(p) for p in module.params["jobs"]])
+        manager.converge([JobSpec.from_params(p) for p in module.params["jobs"]], module.params["secrets"])
     except (JobFailed, OSError) as exc:
         module.fail_json(msg="scheduling backup jobs failed: %s" % exc, actions=manager.actions)
     result = dict(changed=manager.files.changes.changed, scheduler=manager.scheduler, actions=manager.actions)

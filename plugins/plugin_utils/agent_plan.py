@@ -138,6 +138,9 @@ class AgentPlanner:
             config["repository"]["options"] = repository["options"]
         if dataset.get("ping_url"):
             config["ping_url"] = dataset["ping_url"]
+        consistency = self._consistency(dataset)
+        if consistency:
+            config["consistency"] = consistency
         return {
             "name": job_name,
             "dataset": dataset_name,
@@ -162,6 +165,33 @@ class AgentPlanner:
         if bandwidth:
             result["bandwidth"] = bandwidth
         return result
+
+    def _consistency(self, dataset: dict) -> dict | None:
+        """The profile as the runner takes it: pre/post become hooks, passwords become files."""
+        name = dataset.get("consistency") or ""
+        profile = self.profiles.get(name)
+        if not profile or profile["type"] in ("custom", "none"):
+            return None
+        settings = {k: v for k, v in profile.items() if k not in ("pre", "post")}
+        for section in ("postgresql", "mariadb"):
+            if "password" in (settings.get(section) or {}):
+                settings[section] = {k: v for k, v in settings[section].items() if k != "password"}
+                settings[section]["password_file"] = self._profile_password_file(name)
+        return settings
+
+    def _profile_password_file(self, profile_name: str) -> str:
+        return "%s/consistency-%s.password" % (self.secrets_dir, profile_name)
+
+    def secrets(self) -> list:
+        """Private files the jobs need besides repository credentials (database passwords)."""
+        wanted = {}
+        for _name, dataset in self.agent_datasets():
+            profile = self.profiles.get(dataset.get("consistency") or "") or {}
+            for section in ("postgresql", "mariadb"):
+                password = (profile.get(section) or {}).get("password")
+                if password:
+                    wanted[self._profile_password_file(dataset["consistency"])] = password
+        return [{"path": path, "content": content} for path, content in sorted(wanted.items())]
 
     def _hooks(self, dataset: dict) -> dict:
         profile = self.profiles.get(dataset.get("consistency") or "", {})

@@ -95,6 +95,9 @@ class JobConfig:
     restic_binary: str = "restic"
     cache_dir: str | None = None
     history: int = DEFAULT_HISTORY
+    # A consistency profile as the policy declares it (postgresql, mariadb, sqlite), with each
+    # password replaced by a password_file; the consistency package checks the rest.
+    consistency: dict[str, Any] | None = None
     source: str | None = None  # the file it was loaded from, for messages
 
     @property
@@ -187,6 +190,8 @@ class JobConfig:
             doc["ping_url"] = self.ping_url
         if self.metrics_dir:
             doc["metrics_dir"] = self.metrics_dir
+        if self.consistency:
+            doc["consistency"] = dict(self.consistency)
         return doc
 
 
@@ -320,6 +325,11 @@ def _parse(data: Any, source: str | None) -> JobConfig:
         raise ValueError("check.read_data_subset: expected a share such as 5%% or 1/10, got %r" % subset)
     check.done()
     config.check = CheckConfig(every, subset)
+
+    consistency = top.get("consistency", dict)
+    if consistency is not None and not isinstance(consistency.get("type"), str):
+        raise ValueError("consistency.type: expected the profile type (postgresql, mariadb, sqlite)")
+    config.consistency = consistency
 
     ping_url = top.get("ping_url", str)
     if ping_url is not None and not re.match(r"^https?://\S+$", ping_url):

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from ..common.durations import format_duration
-from ..common.process import CommandResult, Redactor, base_env, run_command
+from ..common.process import CommandResult, Redactor, base_env, run_command, run_pipeline
 
 STOP_GRACE = 10.0  # seconds restic gets after SIGINT to remove its lock before SIGKILL
 
@@ -28,6 +28,7 @@ class ResticError(Exception):
     LOCKED = "locked"
     TIMEOUT = "timeout"
     INCOMPLETE = "incomplete"
+    SOURCE_FAILED = "source_failed"  # the program feeding a stdin backup failed: its data is not whole
     FAILED = "failed"
 
     def __init__(self, kind: str, message: str, detail: str = "", timed_out: bool = False) -> None:
@@ -324,13 +325,38 @@ class ResticRepository:
             raise ResticError(ResticError.FAILED, "restic backup printed no summary: %s" % error_detail(result.stderr))
         raise self.error("backup", result, timeout)
 
+    def backup_stream(self, name: str, producer: Sequence[str], producer_env: dict[str, str], host: str,
+                      tags: Sequence[str] = (), timeout: float | None = None) -> BackupSummary:
+        """The stdout of producer (pg_dump, mariabackup --stream) stored as the file `name`.
+
+        A producer that fails mid-way leaves a truncated copy: that snapshot is forgotten again
+        so no recovery point ever holds half a dump.
+        """
+        args = ["backup", "--json", "--quiet", "--host", host, "--stdin", "--stdin-filename", name]
+        for tag in tags:
+            args += ["--tag", tag]
+        source, result = run_pipeline(producer, base_env(producer_env), self.command(args), self.environment(),
+                                      timeout=timeout, stop_signal=signal.SIGINT, stop_grace=STOP_GRACE)
+        result.stderr = self.redact(result.stderr)
+        summary = BackupSummary.from_output(result.stdout)
+        if not source.ok:
+            if summary is not None and summary.snapshot_id:
+                self.run(["forget", summary.snapshot_id])
+            what = "timed out" if source.timed_out else "exited %d" % source.returncode
+            raise ResticError(ResticError.SOURCE_FAILED, "stream %s: %s %s: %s" % (
+                name, os.path.basename(source.argv[0]), what, error_detail(self.redact(source.stderr)) or "no error output"))
+        if result.ok and summary is not None and summary.snapshot_id:
+            return summary
+        raise self.error("backup of stream %s" % name, result, timeout)
+
     def forget(self, retention: dict[str, Any], host: str, tags: Sequence[str] = (), prune: bool = True,
                timeout: float | None = None) -> ForgetResult:
         """Apply retention to this host's snapshots carrying all `tags` (one group)."""
         keep = retention_args(retention)
         if not keep:
             raise ResticError(ResticError.FAILED, "the retention policy keeps nothing explicitly; refusing to forget")
-        args = ["forget", "--json", "--host", host, "--group-by", "host"]
+        # Grouped by paths too: each stream (a database dump) keeps its own retention.
+        args = ["forget", "--json", "--host", host, "--group-by", "host,paths"]
         if tags:
             args += ["--tag", ",".join(tags)]
         args += keep

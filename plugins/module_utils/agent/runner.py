@@ -21,6 +21,8 @@ from ..common.durations import format_duration
 from ..common.fileio import atomic_write, ensure_dir
 from ..common.locks import FileLock, LockBusy
 from ..common.process import Redactor, SecretFileError, read_env_file, read_secret_file
+from ..consistency import custom, fsfreeze, mariadb, postgresql, sqlite
+from ..consistency.base import ConsistencyProfile, QuiesceFailed, profile_from_config
 from .config import JobConfig
 from .gate import GateDecision, LoadGate, wait_for_gate
 from .hooks import ping, run_hooks
@@ -30,6 +32,11 @@ from .status import StatusStore, write_metrics
 log = logging.getLogger(__name__)
 
 EXIT_CODES = {"success": 0, "failed": 1, "deferred": 75, "locked": 76}
+
+
+# profile_from_config loads these by name; importing them here makes Ansible ship them with
+# every module that runs a backup.
+PROFILE_MODULES = (custom, fsfreeze, mariadb, postgresql, sqlite)
 
 
 class StepFailed(Exception):
@@ -81,6 +88,8 @@ class RunResult:
     hooks: list[dict[str, Any]] = field(default_factory=list)
     unlocked_stale_locks: bool = False
     warnings: list[str] = field(default_factory=list)
+    consistency: dict[str, Any] | None = None  # profile, consistent, reason
+    streams: list[dict[str, Any]] = field(default_factory=list)  # one snapshot per dump stream
     pid: int = field(default_factory=os.getpid)
 
     @property
@@ -230,22 +239,28 @@ class BackupRunner:
             failed = [h for h in pre if not h.ok]
             if failed:
                 raise StepFailed(failed[0].describe() + "; backup not started")
-            paths = list(config.paths)
-            if config.canary:
-                result.canary_path, result.canary_token = self._write_canary()
-                if not any(_under(result.canary_path, p) for p in paths):
-                    paths.append(result.canary_path)
-            log.info("backing up %s to %s", ", ".join(paths), config.repository)
-            tags = [config.dataset_tag] + [t for t in config.tags if t != config.dataset_tag]
-            summary = self._unlock_retry(result, repo, lambda: repo.backup(
-                paths, host=config.host, tags=tags, excludes=config.excludes,
-                one_file_system=config.one_file_system, timeout=self._time_left()))
-            result.snapshot_id = summary.snapshot_id
-            result.bytes_processed = summary.total_bytes_processed
-            result.bytes_added = summary.data_added
-            result.files_new = summary.files_new
-            result.files_changed = summary.files_changed
-            result.files_unmodified = summary.files_unmodified
+            profile = self._profile(result)
+            try:
+                tags = [config.dataset_tag] + [t for t in config.tags if t != config.dataset_tag]
+                paths = list(config.paths) + self._consistent_files(profile, result)
+                if config.canary:
+                    result.canary_path, result.canary_token = self._write_canary()
+                    if not any(_under(result.canary_path, p) for p in paths):
+                        paths.append(result.canary_path)
+                log.info("backing up %s to %s", ", ".join(paths), config.repository)
+                summary = self._unlock_retry(result, repo, lambda: repo.backup(
+                    paths, host=config.host, tags=tags, excludes=config.excludes,
+                    one_file_system=config.one_file_system, timeout=self._time_left()))
+                result.snapshot_id = summary.snapshot_id
+                result.bytes_processed = summary.total_bytes_processed
+                result.bytes_added = summary.data_added
+                result.files_new = summary.files_new
+                result.files_changed = summary.files_changed
+                result.files_unmodified = summary.files_unmodified
+                self._back_up_streams(profile, repo, tags, result)
+            finally:
+                if profile is not None:
+                    profile.cleanup()
         except BaseException as exc:  # post hooks run whatever happened, even on SIGTERM
             error = exc
             if isinstance(exc, ResticError) and exc.kind == ResticError.INCOMPLETE and exc.detail:
@@ -281,6 +296,64 @@ class BackupRunner:
             result.check = {"ok": check.ok, "read_data_subset": check.read_data_subset, "message": check.message}
             if not check.ok:
                 raise StepFailed("repository check found errors: %s" % check.message)
+
+    def _profile(self, result: RunResult) -> ConsistencyProfile | None:
+        """The dataset's consistency profile, its passwords read from their private files."""
+        declared = self.config.consistency
+        if not declared:
+            return None
+        settings = dict(declared)
+        for section in ("postgresql", "mariadb"):
+            if isinstance(settings.get(section), dict) and "password_file" in settings[section]:
+                part = dict(settings[section])
+                part["password"] = read_secret_file(part.pop("password_file"), "%s password file" % section)
+                self.redact.add(part["password"])
+                settings[section] = part
+        result.consistency = {"profile": settings["type"], "consistent": True, "reason": ""}
+        staging = os.path.join(self.config.status_dir, "staging", self.config.dataset)
+        try:
+            return profile_from_config(settings, staging, status_dir=self.config.status_dir)
+        except QuiesceFailed as exc:
+            raise StepFailed("consistency profile %s: %s" % (settings["type"], exc)) from None
+
+    def _quiesce_failed(self, result: RunResult, profile: ConsistencyProfile, reason: str) -> None:
+        """on_failure decides: fail the run, or keep going with a copy recorded as crash-consistent."""
+        if profile.on_failure != "crash_consistent":
+            raise StepFailed("could not make %s consistent: %s" % (profile.kind, reason))
+        result.consistency.update(consistent=False, reason=reason)
+        result.warnings.append("only crash-consistent: %s" % reason)
+
+    def _consistent_files(self, profile: ConsistencyProfile | None, result: RunResult) -> list[str]:
+        if profile is None:
+            return []
+        try:
+            return profile.prepare_files()
+        except QuiesceFailed as exc:
+            self._quiesce_failed(result, profile, self.redact(str(exc)))
+            return []
+
+    def _back_up_streams(self, profile: ConsistencyProfile | None, repo: ResticRepository, tags: list[str],
+                         result: RunResult) -> None:
+        """Each dump stream piped into the repository as a snapshot of its own, no temporary copy."""
+        if profile is None or not result.consistency["consistent"]:
+            return
+        try:
+            streams = profile.streams()
+        except QuiesceFailed as exc:
+            self._quiesce_failed(result, profile, self.redact(str(exc)))
+            return
+        for stream in streams:
+            log.info("backing up stream %s", stream.name)
+            try:
+                summary = repo.backup_stream(stream.name, stream.argv, stream.env, self.config.host,
+                                             tags + ["stream:%s" % stream.name], timeout=self._time_left())
+            except ResticError as exc:
+                if exc.kind != ResticError.SOURCE_FAILED:
+                    raise
+                self._quiesce_failed(result, profile, str(exc))
+                return
+            result.streams.append({"name": stream.name, "snapshot_id": summary.snapshot_id,
+                                   "bytes_processed": summary.total_bytes_processed, "bytes_added": summary.data_added})
 
     def _repository(self, result: RunResult) -> ResticRepository:
         config = self.config

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..common import durations, fileio, locks, process
 from ..common.fileio import atomic_write
+from ..consistency import base, custom, fsfreeze, mariadb, postgresql, sqlite, watchdog
 from . import cli, config, gate, hooks, restic, runner, status, units
 from .units import DEFAULT_INSTALL_DIR, PACKAGE_NAME
 
@@ -34,6 +35,8 @@ def _shipped() -> dict[str, list[Any]]:
     return {
         "agent": [agent_package, cli, config, gate, hooks, restic, runner, this, status, units],
         "common": [common_package, durations, fileio, locks, process],
+        "consistency": [sys.modules[base.__name__.rsplit(".", 1)[0]], base, custom, fsfreeze, mariadb, postgresql, sqlite,
+                        watchdog],
     }
 
 

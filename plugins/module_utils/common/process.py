@@ -9,6 +9,7 @@ import re
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
@@ -153,6 +154,54 @@ def run_command(argv: Sequence[str], env: Mapping[str, str] | None = None, timeo
         raise
     return CommandResult(argv, proc.returncode, _decode(stdout), _decode(stderr, OUTPUT_TAIL),
                          time.monotonic() - started, timed_out)
+
+
+def run_pipeline(producer: Sequence[str], producer_env: Mapping[str, str], consumer: Sequence[str],
+                 consumer_env: Mapping[str, str], timeout: float | None = None, stop_signal: int = signal.SIGTERM,
+                 stop_grace: float = 10.0) -> tuple[CommandResult, CommandResult]:
+    """producer | consumer without a shell and without a temporary copy of the data; both results.
+
+    A timeout stops both process groups (the consumer with stop_signal first, so restic can
+    remove its lock). The producer's exit status decides whether the data that reached the
+    consumer is whole; its stderr goes to an unnamed temporary file so it can never block.
+    """
+    producer, consumer = [str(a) for a in producer], [str(a) for a in consumer]
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as producer_stderr:
+        try:
+            source = subprocess.Popen(producer, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=producer_stderr,
+                                      env=dict(producer_env), start_new_session=True, close_fds=True)
+        except OSError as exc:
+            return (CommandResult(producer, 127, stderr="cannot run %s: %s" % (producer[0], exc.strerror)),
+                    CommandResult(consumer, 1, stderr="not started"))
+        try:
+            sink = subprocess.Popen(consumer, stdin=source.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=dict(consumer_env), start_new_session=True, close_fds=True)
+        except OSError as exc:
+            _signal_group(source, signal.SIGKILL)
+            source.wait()
+            return (CommandResult(producer, -9, stderr="stopped: the consumer did not start"),
+                    CommandResult(consumer, 127, stderr="cannot run %s: %s" % (consumer[0], exc.strerror)))
+        source.stdout.close()  # the consumer holds the only read end: if it dies, the producer gets SIGPIPE
+        timed_out = False
+        try:
+            stdout, stderr = sink.communicate(timeout=timeout)
+            source.wait(timeout=stop_grace)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            stdout, stderr = _stop(sink, stop_signal, stop_grace)
+            _signal_group(source, signal.SIGKILL)
+            source.wait()
+        except BaseException:
+            _stop(sink, stop_signal, stop_grace)
+            _signal_group(source, signal.SIGKILL)
+            source.wait()
+            raise
+        producer_stderr.seek(0)
+        source_err = producer_stderr.read()
+    elapsed = time.monotonic() - started
+    return (CommandResult(producer, source.returncode, "", _decode(source_err, OUTPUT_TAIL), elapsed, timed_out),
+            CommandResult(consumer, sink.returncode, _decode(stdout), _decode(stderr, OUTPUT_TAIL), elapsed, timed_out))
 
 
 def _stop(proc: subprocess.Popen, stop_signal: int, grace: float) -> tuple[bytes, bytes]:

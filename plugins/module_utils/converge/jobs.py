@@ -9,7 +9,6 @@ import os
 import subprocess
 from dataclasses import dataclass
 
-from ..agent import cli, config, gate, hooks, restic, runner, status
 from ..agent.standalone import DEFAULT_INSTALL_DIR, install_standalone
 from ..agent.units import AgentJob, cron_file_name, render_cron_file, render_systemd_units, unit_base_name
 from .files import DesiredFile, FileConverger
@@ -18,9 +17,6 @@ SYSTEMD_DIR = "etc/systemd/system"
 CRON_DIR = "etc/cron.d"
 CONFIG_DIR = "etc/restorable"
 SYSTEMD, CRON = "systemd", "cron"
-# Imported above so that Ansible ships them with the module: install_standalone copies their
-# sources to the host for the scheduled job.
-STANDALONE_MODULES = (cli, config, gate, hooks, restic, runner, status)
 _UNIT_GLOB = unit_base_name("*")
 
 
@@ -64,7 +60,10 @@ class JobManager:
         self.files = FileConverger(check_mode)
         self.actions: list = []
 
-    def converge(self, jobs: list) -> None:
+    def converge(self, jobs: list, secrets: list = ()) -> None:
+        for secret in secrets:
+            if self.files.ensure(DesiredFile(secret["path"], secret["content"].rstrip("\n") + "\n", 0o600, secret=True)):
+                self.actions.append("placed %s" % secret["path"])
         runtime = install_standalone(self.install_dir, self.check_mode)
         if runtime:
             self.actions.append("%s agent runtime in %s (%d files)" % ("would update" if self.check_mode else "updated", self.install_dir, len(runtime)))
