@@ -12,13 +12,18 @@
   with the WAL needed to make it consistent inside (pg_basebackup refuses to write a cluster
   with extra tablespaces to stdout; use the backup API with snapshots for those).
 
-``frozen(snapshot)`` (snapshot tiers, any mode): one ``psql`` session runs
+``frozen(snapshot)`` (snapshot tiers, any mode): one ``psql`` session is opened and, if the role
+may (superuser or ``pg_checkpoint``), runs ``CHECKPOINT`` before the window; then it runs
 ``pg_backup_start(label, fast => true)``, ``snapshot()`` is taken, and the same session runs
-``pg_backup_stop(wait_for_archive => true)`` (the two must share a session). The watchdog is armed
-with the session's PID: killing it aborts backup mode. ``FreezeRecord.label`` is a JSON object
-with ``backup_label`` and ``tablespace_map``, the files a restore writes into the snapshot's data
-directory (see :func:`restore_files`), and the start and stop LSNs. PostgreSQL does not block
-writers in backup mode: the "freeze" window is the time backup mode was on.
+``pg_backup_stop(wait_for_archive => false)`` (the two must share a session). The watchdog is
+armed with the session's PID before backup mode starts: killing the session aborts backup mode.
+After the window, when ``archive_mode`` is on, the profile waits until ``pg_stat_archiver`` shows
+the stop segment archived (``pg_backup_stop``'s own wait polls once a second, which would hold
+backup mode for over a second); a restore needs the WAL up to the stop LSN.
+``FreezeRecord.label`` is a JSON object with ``backup_label`` and ``tablespace_map``, the files a
+restore writes into the snapshot's data directory (see :func:`restore_files`), the start and stop
+LSNs, the stop WAL file and ``wal_archived`` (true, or null when nothing archives). PostgreSQL does
+not block writers in backup mode: the "freeze" window is the time backup mode was on.
 
 Credentials never reach argv: a password goes into a 0600 passfile (``PGPASSFILE``) in a private
 directory under the staging directory, removed by ``cleanup()``; without a password, when run as
@@ -53,10 +58,23 @@ START_MARKER = "__RESTORABLE_BACKUP_STARTED__"
 STOP_MARKER = "__RESTORABLE_BACKUP_STOPPED__"
 # Databases that accept connections and are not templates, NUL-separated (names may hold anything).
 LIST_DATABASES_SQL = "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname"
-# One line: stop LSN, then the label and map files base64-encoded so newlines cannot break framing.
-STOP_SQL = ("SELECT lsn, translate(encode(convert_to(labelfile, 'UTF8'), 'base64'), E'\\n', ''), "
+# One line: stop LSN, its WAL file (none on a standby), archive_mode, then the label and map files
+# base64-encoded so that newlines cannot break the framing. pg_backup_stop does not wait for the
+# archive (it polls once a second, which would stretch the window past a second): frozen() waits
+# for the stop segment in pg_stat_archiver after the window instead.
+STOP_SQL = ("SELECT lsn, CASE WHEN pg_is_in_recovery() THEN '' ELSE pg_walfile_name(lsn) END, "
+            "current_setting('archive_mode'), "
+            "translate(encode(convert_to(labelfile, 'UTF8'), 'base64'), E'\\n', ''), "
             "translate(encode(convert_to(coalesce(spcmapfile, ''), 'UTF8'), 'base64'), E'\\n', '') "
-            "FROM pg_backup_stop(true);")
+            "FROM pg_backup_stop(false);")
+# Whether a checkpoint may be requested before the window (superuser or pg_checkpoint, PG 15+).
+CAN_CHECKPOINT_SQL = ("SELECT rolsuper OR pg_has_role(current_user, 'pg_checkpoint', 'MEMBER') "
+                      "FROM pg_roles WHERE rolname = current_user;")
+ARCHIVED_SQL = "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver;"
+ARCHIVED_MARKER = "__RESTORABLE_ARCHIVED__"
+CHECKPOINT_MARKER = "__RESTORABLE_CHECKPOINT__"
+DEFAULT_ARCHIVE_WAIT = 300.0
+WAL_NAME_LENGTH = 24
 STDERR_TAIL = 16 * 1024
 _EOF = object()  # what _read_line returns at the end of the client's output
 
@@ -261,16 +279,38 @@ def stream_name(database: str) -> str:
 
 
 def parse_stop_line(line: str) -> dict[str, str]:
-    """`lsn|base64 labelfile|base64 spcmapfile` (psql -A -t) -> its parts, decoded."""
+    """`lsn|walfile|archive_mode|base64 labelfile|base64 spcmapfile` (psql -A -t), decoded."""
     parts = line.strip().split("|")
-    if len(parts) != 3 or not parts[0] or not parts[1]:
+    if len(parts) != 5 or not parts[0] or not parts[3]:
         raise QuiesceFailed("unexpected pg_backup_stop output %r" % line[:200])
     try:
-        label = base64.b64decode(parts[1], validate=True).decode("utf-8")
-        spcmap = base64.b64decode(parts[2], validate=True).decode("utf-8") if parts[2] else ""
+        label = base64.b64decode(parts[3], validate=True).decode("utf-8")
+        spcmap = base64.b64decode(parts[4], validate=True).decode("utf-8") if parts[4] else ""
     except (ValueError, UnicodeDecodeError) as exc:
         raise QuiesceFailed("cannot decode pg_backup_stop output: %s" % exc) from None
-    return {"stop_lsn": parts[0], "backup_label": label, "tablespace_map": spcmap}
+    return {"stop_lsn": parts[0], "stop_wal_file": parts[1], "archive_mode": parts[2], "backup_label": label,
+            "tablespace_map": spcmap}
+
+
+def wal_archived(last_archived: str, stop_wal_file: str) -> bool:
+    """Whether pg_stat_archiver.last_archived_wal shows the stop segment archived.
+
+    The archiver archives ready files in name order, so the stop segment is archived once the
+    last archived file is it or a later segment. The backup history file of this very backup,
+    ``<start segment>.<offset>.backup``, is made ready after pg_backup_stop switched out the stop
+    segment and sorts after it: when its segment is the stop segment, that segment went first.
+    Timeline history files (``00000002.history``) say nothing.
+    """
+    if not last_archived or len(stop_wal_file) != WAL_NAME_LENGTH:
+        return False
+    segment = last_archived[:WAL_NAME_LENGTH]
+    if len(last_archived) == WAL_NAME_LENGTH:
+        return segment >= stop_wal_file
+    if len(segment) == WAL_NAME_LENGTH and last_archived[WAL_NAME_LENGTH:WAL_NAME_LENGTH + 1] == ".":
+        if last_archived.endswith(".backup"):
+            return segment >= stop_wal_file
+        return segment > stop_wal_file  # a .partial segment of an older timeline: only a later one
+    return False
 
 
 def label_fields(backup_label: str) -> dict[str, str]:
@@ -316,11 +356,13 @@ class PostgreSQLProfile(ConsistencyProfile):
         self.databases = [check_database_name(name) for name in settings.get("databases") or []]
         self.label_text = settings.get("label") or DEFAULT_LABEL
         self.bindir = settings.get("bindir") or None
+        self.archive_wait = float(settings.get("archive_wait") or DEFAULT_ARCHIVE_WAIT)
         self.redactor.add(self.password)
         self._secret_dir: str | None = None
         self._session: SqlSession | None = None
         self._start_lsn = ""
         self._stopped: dict[str, str] | None = None
+        self._wal_archived: bool | None = None
 
     # -- connection ---------------------------------------------------------------------------
     def binary(self, name: str) -> str:
@@ -413,34 +455,78 @@ class PostgreSQLProfile(ConsistencyProfile):
 
     # -- snapshot tiers -----------------------------------------------------------------------
     def frozen(self, snapshot: Callable[[], T]) -> tuple[T, FreezeRecord]:
-        """The base frozen(); the label is only known after pg_backup_stop, so it is set here."""
+        """The base frozen() between work that stays outside the window.
+
+        Before: the session is opened and, when the role may, a CHECKPOINT flushes dirty buffers
+        (pg_backup_start's own checkpoint then has little left to write). After: the label, only
+        known after pg_backup_stop, goes into the record, and the stop segment's archiving is
+        awaited (a restore needs the WAL up to the stop LSN).
+        """
         self._stopped = None
         self._start_lsn = ""
+        self._wal_archived = None
         try:
-            result, record = super().frozen(snapshot)
-        except QuiesceFailed as exc:
-            if exc.record is not None and self._stopped is not None:
-                exc.record.label = self._label_json()
-            raise
+            self._open_session()
+            try:
+                result, record = super().frozen(snapshot)
+            except QuiesceFailed as exc:
+                if exc.record is not None and self._stopped is not None:
+                    exc.record.label = self._label_json()
+                raise
+            record.label = self._label_json()
+            try:
+                self._wal_archived = self._wait_for_archive()
+            except QuiesceFailed as exc:
+                record.consistent = False
+                record.reason = str(exc)
+                raise QuiesceFailed(record.reason, result=result, record=record) from None
+            finally:
+                record.label = self._label_json()
+            return result, record
         finally:
             if self._session is not None:
                 self._session.kill()
                 self._session = None
-        record.label = self._label_json()
-        return result, record
+
+    def _open_session(self) -> None:
+        session = SqlSession(self.psql_argv(), self.client_env(), "the PostgreSQL backup session (psql)",
+                             lambda marker: "\\echo " + marker, self.redactor)
+        self._session = session
+        session.start()
+        may = session.query(CAN_CHECKPOINT_SQL, CHECKPOINT_MARKER, 60)
+        if may and may[-1].strip() == "t":
+            session.query("CHECKPOINT;", CHECKPOINT_MARKER, 600)
+
+    def _wait_for_archive(self) -> bool | None:
+        """True once the stop segment is archived; None when nothing archives (or a standby)."""
+        stopped = self._stopped or {}
+        session = self._session
+        if stopped.get("archive_mode", "off") == "off" or not stopped.get("stop_wal_file") or session is None:
+            return None
+        deadline = time.monotonic() + self.archive_wait
+        while True:
+            lines = session.query(ARCHIVED_SQL, ARCHIVED_MARKER, 60)
+            if lines and wal_archived(lines[-1].strip(), stopped["stop_wal_file"]):
+                return True
+            if time.monotonic() > deadline:
+                raise QuiesceFailed("WAL segment %s (up to the backup's stop LSN %s) was not archived within %gs: "
+                                    "check archive_command" % (stopped["stop_wal_file"], stopped["stop_lsn"],
+                                                               self.archive_wait))
+            time.sleep(0.02)
 
     def _label_json(self) -> str | None:
         if self._stopped is None:
             return None
         return json.dumps({"method": "pg_backup_start/pg_backup_stop", "start_lsn": self._start_lsn,
-                           "stop_lsn": self._stopped["stop_lsn"], "backup_label": self._stopped["backup_label"],
+                           "stop_lsn": self._stopped["stop_lsn"], "stop_wal_file": self._stopped["stop_wal_file"],
+                           "wal_archived": self._wal_archived, "backup_label": self._stopped["backup_label"],
                            "tablespace_map": self._stopped["tablespace_map"]}, sort_keys=True)
 
     def quiesce(self, watchdog) -> str | None:
-        session = SqlSession(self.psql_argv(), self.client_env(), "the PostgreSQL backup session (psql)",
-                             lambda marker: "\\echo " + marker, self.redactor)
-        self._session = session
-        session.start()
+        session = self._session
+        if session is None or not session.alive():
+            self._open_session()
+            session = self._session
         # Before backup mode: the watchdog ends it by killing the session.
         watchdog.add_kill(session.pid)
         label = self.label_text.replace("'", "''")
@@ -463,6 +549,8 @@ class PostgreSQLProfile(ConsistencyProfile):
             if not lines:
                 raise QuiesceFailed("pg_backup_stop returned nothing")
             self._stopped = parse_stop_line(lines[-1])
-        finally:
+        except BaseException:
             session.close()
             self._session = None
+            raise
+        # The session stays open (holding nothing now) for frozen() to await the archive.

@@ -145,6 +145,8 @@ def test_backup_api_around_a_copy_restores_from_wal_archive(pg_source, pg_write_
     label = json.loads(record.label)
     assert label_fields(label["backup_label"])["LABEL"] == "restorable"
     assert label["start_lsn"] and label["stop_lsn"]
+    assert label["wal_archived"] is True
+    assert (pg_source.archive_dir / label["stop_wal_file"]).exists(), "the stop segment is not in the archive"
 
     # Restore: the snapshot without its stale pg_wal and pid file, the label, WAL from the archive.
     (copy / "postmaster.pid").unlink(missing_ok=True)

@@ -129,16 +129,40 @@ def test_no_setpriv_with_a_password_or_without_root(tmp_path, monkeypatch):
 
 
 def test_stop_line_is_decoded():
-    parsed = parse_stop_line("0/3000100|%s|\n" % b64(LABEL))
-    assert parsed == {"stop_lsn": "0/3000100", "backup_label": LABEL, "tablespace_map": ""}
-    parsed = parse_stop_line("0/5000000|%s|%s" % (b64(LABEL), b64("16390 /srv/ts\n")))
-    assert parsed["tablespace_map"] == "16390 /srv/ts\n"
+    parsed = parse_stop_line("0/3000100|000000010000000000000003|on|%s|\n" % b64(LABEL))
+    assert parsed == {"stop_lsn": "0/3000100", "stop_wal_file": "000000010000000000000003", "archive_mode": "on",
+                      "backup_label": LABEL, "tablespace_map": ""}
+    parsed = parse_stop_line("0/5000000||off|%s|%s" % (b64(LABEL), b64("16390 /srv/ts\n")))
+    assert parsed["tablespace_map"] == "16390 /srv/ts\n" and parsed["stop_wal_file"] == ""
 
 
-@pytest.mark.parametrize("line", ["", "0/1", "0/1|!!notbase64|", "|%s|" % b64("x")])
+@pytest.mark.parametrize("line", ["", "0/1", "0/1|w|on|!!notbase64|", "|w|on|%s|" % b64("x"), "0/1|%s|" % b64("x")])
 def test_bad_stop_lines_are_refused(line):
     with pytest.raises(QuiesceFailed):
         parse_stop_line(line)
+
+
+STOP = "00000001000000000000000D"
+
+
+@pytest.mark.parametrize("last, archived", [
+    ("", False),
+    ("00000001000000000000000C", False),
+    (STOP, True),
+    ("00000001000000000000000E", True),
+    ("00000002000000000000000D", True),  # a later timeline
+    ("00000001000000000000000C.00000028.backup", False),  # an older backup's history file
+    ("00000001000000000000000D.00000028.backup", True),  # this backup's: ready after the stop segment
+    ("00000001000000000000000D.partial", False),
+    ("00000001000000000000000E.partial", True),
+    ("00000002.history", False),
+])
+def test_stop_segment_archived_from_the_archiver_s_last_file(last, archived):
+    assert postgresql.wal_archived(last, STOP) is archived
+
+
+def test_no_stop_segment_name_is_never_archived():
+    assert postgresql.wal_archived(STOP, "") is False
 
 
 def test_label_fields_and_restore_files():
