@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[2]
 RUNNER = HERE / "freeze_runner.py"
+GUARD_SECONDS = 60.0
 
 
 def _collections_root() -> str:
@@ -76,6 +78,7 @@ class LoopFS:
     mountpoint: Path
     fstype: str
     writers: list[subprocess.Popen] = field(default_factory=list)
+    guard: threading.Timer | None = None
 
     def start_writer(self, name: str = "writer.bin") -> subprocess.Popen:
         """A process that creates, writes and fsyncs a file here (blocks while frozen)."""
@@ -98,6 +101,8 @@ class LoopFS:
 
 
 def _teardown(fs: LoopFS) -> None:
+    if fs.guard is not None:
+        fs.guard.cancel()
     fs.thaw()  # first: nothing below can finish on a frozen filesystem
     for proc in fs.writers:
         try:
@@ -141,6 +146,12 @@ def make_loopfs(tmp_path):
         if result.returncode != 0:
             run(["losetup", "-d", device])
             raise RuntimeError("mount failed: %s" % result.stderr)
+        # If the code under test fails to thaw AND a test waits on something stuck in the kernel
+        # (a wait on a D-state child cannot end), thaw from a thread: the test then fails, slowly,
+        # instead of hanging the whole run.
+        fs.guard = threading.Timer(GUARD_SECONDS, fs.thaw)
+        fs.guard.daemon = True
+        fs.guard.start()
         made.append(fs)
         return fs
 
