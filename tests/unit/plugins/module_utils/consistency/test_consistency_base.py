@@ -183,3 +183,17 @@ def test_records_and_streams_are_plain_data():
                                 "consistent": True, "reason": "", "label": None}
     stream = StreamSource("postgresql/app.sql", ["pg_dump", "app"], {"PGPASSWORD": "s3cret-pw"}, 600)
     assert "s3cret-pw" not in stream.describe() and stream.describe() == "postgresql/app.sql <- pg_dump app"
+
+
+def test_the_window_starts_where_quiesce_says_the_blocking_begins(tmp_path):
+    class Prepared(Recorder):
+        def quiesce(self, watchdog):
+            time.sleep(0.4)  # a pre-flush: the application still runs
+            self.window_started = time.monotonic()
+            return super().quiesce(watchdog)
+
+    profile = Prepared(tmp_path)
+    _result, record = profile.frozen(lambda: time.sleep(0.1))
+    assert 0.1 <= record.seconds < 0.35
+    _result, record = Recorder(tmp_path).frozen(lambda: time.sleep(0.1))
+    assert 0.1 <= record.seconds < 0.35 and profile.window_started is not None
