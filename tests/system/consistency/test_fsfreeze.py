@@ -202,3 +202,59 @@ def test_freeze_record_serialises(make_loopfs, tmp_path):
     data = json.loads(json.dumps(record.to_dict()))
     assert set(data) == {"profile", "started", "ended", "seconds", "consistent", "reason", "label"}
     assert 0 < data["seconds"] < 2
+
+
+def test_the_snapshot_of_the_volume_holds_a_clean_filesystem_with_every_write(make_loopfs, tmp_path):
+    # What the freeze is for: XFS on a volume (a loop image in a btrfs subvolume, the "array"),
+    # written without fsync, then frozen around a snapshot of the volume. The snapshot must
+    # mount WITHOUT log recovery (norecovery) and hold every byte written before the freeze.
+    array = make_loopfs("btrfs", size_mb=1024)
+    subprocess.run(["btrfs", "subvolume", "create", str(array.mountpoint / "vol")], check=True, capture_output=True)
+    image = array.mountpoint / "vol" / "app.img"
+    with open(image, "wb") as handle:
+        handle.truncate(320 * 1024 * 1024)
+    devices, mounts = [], []
+
+    def attach(path, *options):
+        device = subprocess.run(["losetup", "-f", "--show", *options, str(path)], check=True, capture_output=True,
+                                text=True).stdout.strip()
+        devices.append(device)
+        return device
+
+    try:
+        app = tmp_path / "app"
+        app.mkdir()
+        device = attach(image)
+        subprocess.run(["mkfs.xfs", "-q", "-f", device], check=True, capture_output=True)
+        subprocess.run(["mount", device, str(app)], check=True, capture_output=True)
+        mounts.append(app)
+        expected = {}
+        for number in range(20):
+            data = (b"%04d" % number) * 25000
+            (app / ("file-%d" % number)).write_bytes(data)  # page cache only: no fsync
+            expected["file-%d" % number] = data
+        profile = fsfreeze_profile([app], tmp_path / "status")
+        (tmp_path / "status").mkdir()
+        snapshot_dir = array.mountpoint / "snap"
+
+        def snapshot():
+            subprocess.run(["btrfs", "subvolume", "snapshot", "-r", str(array.mountpoint / "vol"), str(snapshot_dir)],
+                           check=True, capture_output=True, timeout=60)
+            return snapshot_dir
+
+        _result, record = profile.frozen(snapshot)
+        assert record.consistent
+        (app / "after-the-snapshot").write_bytes(b"later")
+        copy = tmp_path / "copy"
+        copy.mkdir()
+        copy_device = attach(snapshot_dir / "app.img", "--read-only")
+        subprocess.run(["mount", "-o", "ro,norecovery,nouuid", copy_device, str(copy)], check=True, capture_output=True)
+        mounts.append(copy)
+        found = {path.name: path.read_bytes() for path in copy.iterdir()}
+        assert found == expected
+    finally:
+        for path in reversed(mounts):
+            subprocess.run(["fsfreeze", "-u", str(path)], capture_output=True, check=False)
+            subprocess.run(["umount", str(path)], capture_output=True, check=False)
+        for device in reversed(devices):
+            subprocess.run(["losetup", "-d", device], capture_output=True, check=False)
