@@ -26,6 +26,11 @@ This module uses only the standard library and no relative imports: the child is
 of the package or a checkout alike. ``python3 -m <package>.consistency.watchdog CONFIG_JSON``
 starts the same child by hand (commands on stdin, one JSON object a line).
 
+Limit: the watchdog shares the runner's control group. A service manager that SIGKILLs the whole
+group (systemd's final kill after TimeoutStopSec, an OOM kill of the unit) kills both; a unit that
+freezes should therefore stop with KillMode=mixed and a TimeoutStopSec longer than max_freeze,
+so that SIGTERM reaches the runner alone first and it releases before anything is killed.
+
 Protocol (JSON lines): runner -> watchdog on its stdin ``{"op": "command", "argv": [...],
 "env": {...}, "timeout": S}``,
 ``{"op": "kill", "pid": N, "start": TICKS}``, ``{"op": "disarm"}``, ``{"op": "release"}``;
@@ -280,7 +285,7 @@ class Watchdog:
         try:
             # The module source, not "-m": the package may live in a zip the child cannot import.
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", code, json.dumps(config)],
+                [sys.executable or "/usr/bin/python3", "-I", "-c", code, json.dumps(config)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 cwd="/", env=env, start_new_session=True, close_fds=True)
         except OSError as exc:
