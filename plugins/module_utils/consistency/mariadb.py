@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from typing import Any, Callable, TypeVar
 
 from .base import ConsistencyProfile, FreezeRecord, QuiesceFailed, StreamSource
@@ -157,6 +158,7 @@ class MariaDBProfile(ConsistencyProfile):
         session.start()
         # Before the lock: the watchdog releases it by killing the session.
         watchdog.add_kill(session.pid)
+        self.window_started = time.monotonic()  # writers may block from here on
         # A long statement would keep FLUSH TABLES waiting while writers queue behind it:
         # give up after max_freeze instead (the watchdog would end it anyway).
         wait = max(1, int(self.max_freeze))

@@ -529,6 +529,7 @@ class PostgreSQLProfile(ConsistencyProfile):
             session = self._session
         # Before backup mode: the watchdog ends it by killing the session.
         watchdog.add_kill(session.pid)
+        self.window_started = time.monotonic()  # backup mode begins now
         label = self.label_text.replace("'", "''")
         lines = session.query("SELECT pg_backup_start('%s', true);" % label, START_MARKER, self.max_freeze + 5)
         self._start_lsn = lines[-1].strip() if lines else ""
