@@ -4,6 +4,7 @@
 # came from, so the same code serves the action plugin, the tests and the benchmark.
 from __future__ import annotations
 
+import marshal
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -47,6 +48,7 @@ class FleetValidator:
     def __init__(self, origin: OriginLookup | None = None, secret_source: SecretSource = plain_secret_source) -> None:
         self.schema = SchemaValidator()
         self.secret_patterns = _secret_patterns(load_schema())
+        self._secret_cache: dict = {}
         self.origin = origin
         self.secret_source = secret_source
 
@@ -78,9 +80,27 @@ class FleetValidator:
         severity = ERROR if mode == "error" else WARNING
         return [
             Problem(host, path, "secret given as plain text: use Ansible Vault or a lookup", severity)
-            for path, value in _matching(document, self.secret_patterns)
-            if self.secret_source(host, path, value) == "plain"
+            for name, value in document.items()
+            for path, secret in self._secrets_in(name, value)
+            if self.secret_source(host, path, secret) == "plain"
         ]
+
+    def _secrets_in(self, name: str, value: object) -> list:
+        """(path, value) of every secret in one variable; hosts sharing a group_vars value share
+        the walk."""
+        patterns = self.secret_patterns.get(name)
+        if not patterns:
+            return []
+        try:
+            key = (name, marshal.dumps(value))
+        except ValueError:
+            key = None
+        found = self._secret_cache.get(key) if key else None
+        if found is None:
+            found = [hit for pattern in patterns for hit in _walk_pattern(value, pattern, (name,))]
+            if key:
+                self._secret_cache[key] = found
+        return found
 
     def _with_origin(self, problems: list) -> list:
         if self.origin is None:
@@ -90,8 +110,9 @@ class FleetValidator:
         ]
 
 
-def _secret_patterns(schema: dict) -> list:
-    """Paths (with '*' for any key) whose schema is marked x-secret, found by walking the schema."""
+def _secret_patterns(schema: dict) -> dict:
+    """Per variable, the paths below it (with '*' for any key) whose schema is marked x-secret,
+    found by walking the schema."""
     patterns: set = set()
     definitions = schema["$defs"]
 
@@ -113,7 +134,10 @@ def _secret_patterns(schema: dict) -> list:
             walk(branch.get("then", {}), path, seen)
 
     walk(schema, (), frozenset())
-    return sorted(patterns)
+    by_variable: dict = {}
+    for pattern in sorted(patterns):
+        by_variable.setdefault(pattern[0], []).append(pattern[1:])
+    return by_variable
 
 
 def _resolve(definitions: dict, ref: str) -> dict:
@@ -121,11 +145,6 @@ def _resolve(definitions: dict, ref: str) -> dict:
     for part in ref[2:].split("/"):
         node = node[part]
     return node
-
-
-def _matching(document: dict, patterns: list):
-    for pattern in patterns:
-        yield from _walk_pattern(document, pattern, ())
 
 
 def _walk_pattern(node: object, pattern: tuple, path: tuple):
