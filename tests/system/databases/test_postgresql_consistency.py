@@ -166,6 +166,8 @@ def test_backup_api_around_a_copy_restores_from_wal_archive(pg_source, pg_write_
     k = rows_prefix(sandbox, "api_rows")
     assert committed_before <= marks["before"] <= k <= committed_after, (marks, k, committed_after)
     log = sandbox.log_path.read_text()
+    # Recovery started from the label's checkpoint (not the copied pg_control) and replayed archived WAL.
+    assert "starting backup recovery with redo LSN" in log, log[-3000:]
     assert "restored log file" in log and "archive recovery complete" in log
 
 
