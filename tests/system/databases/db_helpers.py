@@ -34,6 +34,8 @@ def make_collection_importable() -> None:
     parents = REPO_ROOT.parents
     if REPO_ROOT.parent.name == "restorable" and parents[1].name == "ansible_collections":
         root = str(parents[2])
+    elif (REPO_ROOT / "collections" / "ansible_collections" / "restorable" / "backup").is_dir():
+        root = str(REPO_ROOT / "collections")  # the checkout's own symlink back to itself
     else:
         root = tempfile.mkdtemp(prefix="restorable-collection-")
         link = Path(root, "ansible_collections", "restorable")
