@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import tarfile
@@ -214,3 +215,32 @@ def test_watchdog_ends_backup_mode_after_max_freeze(pg_source, secrets_dir):
     # The session that held backup mode is gone (killed at the deadline): backup mode ended with it.
     assert not Path("/proc/%d" % seen["pid"]).exists()
     assert pg_source.cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'restorable'") == "0"
+
+
+def test_without_a_password_clients_run_as_the_role_s_os_user(pg_source, pg_sandbox, secrets_dir):
+    """Peer-style access over the socket: setpriv execs in place, so the session PID is psql's own."""
+    config = {"type": "postgresql", "postgresql": {"mode": "dump", "host": str(pg_source.cluster.socket_dir),
+                                                   "port": pg_source.port, "user": "postgres",
+                                                   "databases": [APP_DB]}}
+    made = profile_from_config(config, str(secrets_dir), str(secrets_dir))
+    sources = made.streams()
+    assert sources[1].argv[0] == "setpriv" and "PGPASSFILE" not in sources[1].env
+    out = pg_sandbox.new_root()
+    run_stream(sources[1], out / "app.dump")
+    listing = subprocess.run(["pg_restore", "--list", str(out / "app.dump")], capture_output=True, text=True,
+                             check=False)
+    assert listing.returncode == 0 and "TABLE public seed" in listing.stdout
+
+    seen = {}
+
+    def snapshot():
+        pid = made._session.pid
+        with open("/proc/%d/comm" % pid, encoding="utf-8") as handle:
+            seen["comm"] = handle.read().strip()
+        seen["uid"] = os.stat("/proc/%d" % pid).st_uid
+        return "snap"
+
+    _result, record = made.frozen(snapshot)
+    assert seen["comm"] == "psql", "the watchdog would kill %s, not the session" % seen["comm"]
+    assert seen["uid"] == pwd.getpwnam("postgres").pw_uid
+    assert record.consistent and json.loads(record.label)["wal_archived"] is True
