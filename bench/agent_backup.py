@@ -23,7 +23,7 @@ page cache is not dropped, as that would touch every other process on the machin
 Reports medians and ratios and exits 0 whether or not a target is met; the last line of output
 is a JSON summary.
 
-    .venv/bin/python bench/agent_backup.py [--runs 5] [--size-mib 1024] [--files 8]
+    .venv/bin/python bench/agent_backup.py [--runs 5] [--size-mib 1024] [--files 8] [--collections-path DIR]
 """
 from __future__ import annotations
 
