@@ -18,16 +18,14 @@ except ImportError:  # older cores: messages name the host and field path only
 from .policy.problems import Problem
 from .policy.validator import VARIABLE_PREFIX
 
-_PLAIN_SCALARS = (bool, int, float, type(None))
-
-
 def plain(value: object) -> object:
-    """Tagged Ansible containers and strings as builtin types; anything else stays as it is so
-    the schema names its type (a YAML date, say)."""
-    if isinstance(value, _PLAIN_SCALARS) or isinstance(value, (datetime.date, datetime.datetime)):
+    """Tagged Ansible values as builtin types (the validator keys its cache on them); anything
+    else stays as it is so the schema names its type (a YAML date, say)."""
+    if value is None or isinstance(value, (datetime.date, datetime.datetime)):
         return value
-    if isinstance(value, str):
-        return str(value)
+    for kind in (bool, int, float, str):  # bool first: it is an int too
+        if isinstance(value, kind):
+            return kind(value)
     if isinstance(value, dict):
         return {plain_key(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
