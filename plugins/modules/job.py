@@ -130,7 +130,7 @@ def main() -> None:
                 dataset=dict(type="str"),
                 target=dict(type="str"),
             )),
-            secrets=dict(type="list", elements="dict", default=[], options=dict(
+            secrets=dict(type="list", elements="dict", default=[], no_log=False, options=dict(
                 path=dict(type="path", required=True),
                 content=dict(type="str", required=True, no_log=True),
             )),

@@ -72,7 +72,7 @@ def test_second_backup_is_refused_while_one_runs(applied_fleet):
     fleet.made.add("bulk")
     bulk.mkdir(parents=True, exist_ok=True)
     with open(bulk / "random.bin", "wb") as handle:
-        for _ in range(BULK_MIB):
+        for _index in range(BULK_MIB):
             handle.write(os.urandom(1024 * 1024))
     inventory = fleet.inventory(
         "lock", variant="lock", repo_set="lock", hosts=["host2"],

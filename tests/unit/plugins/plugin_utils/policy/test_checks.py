@@ -282,7 +282,7 @@ def test_dataset_reference_problem(change, path, message):
 
 
 def test_unknown_library_does_not_also_report_its_pool():
-    assert [p for p, _ in found("check_dataset_references", changed(**{"restorable_datasets.vols.export": {"library": "vtl02", "pool": "x"}}))] == [
+    assert [p for p, _value in found("check_dataset_references", changed(**{"restorable_datasets.vols.export": {"library": "vtl02", "pool": "x"}}))] == [
         "restorable_datasets.vols.export.library"
     ]
 
@@ -702,12 +702,12 @@ def test_compliance_rules(dataset, drills, met):
     ({"datasets": ["other"], "calendar": "daily"}, {}, False),
 ])
 def test_compliance_zero_errors_needs_a_recent_drill(drill, settings, recent):
-    _, scores = scored(dict(AGENT, targets=["disk1"]), {"d": drill}, settings)
+    _problems, scores = scored(dict(AGENT, targets=["disk1"]), {"d": drill}, settings)
     assert (C0 in scores[0].met) == recent
 
 
 def test_compliance_ignore_scores_nothing(validator):
-    _, scores = scored(dict(AGENT, targets=["disk1"]), settings={"rule_3_2_1_1_0": "ignore"})
+    _problems, scores = scored(dict(AGENT, targets=["disk1"]), settings={"rule_3_2_1_1_0": "ignore"})
     assert scores == []
     policy = changed(**{"restorable_compliance.rule_3_2_1_1_0": "ignore"})
     report = validator.validate(fleet(policy))
@@ -738,7 +738,7 @@ def test_compliance_enforce_through_the_validator(validator):
 
 def test_compliance_counts_a_target_once():
     dataset = dict(CDP, source={"type": "postgresql", "data_directory": "/var/lib/pg"}, wal_archive="disk1", targets=["disk1"])
-    _, scores = scored(dataset)
+    _problems, scores = scored(dataset)
     assert C3 in scores[0].missing
 
 
@@ -1287,7 +1287,7 @@ def test_known_time_zones(zone):
 
 
 def test_time_zones_are_not_checked_without_a_time_zone_database(monkeypatch):
-    monkeypatch.setattr(semantic, "_known_time_zones", lambda: frozenset())
+    monkeypatch.setattr(semantic, "_known_time_zones", frozenset)
     assert found("check_time_zones", changed(**{"restorable_sites.branch-lyon.timezone": "Mars/Olympus"})) == []
 
 
@@ -1295,7 +1295,7 @@ def test_time_zones_are_not_checked_without_a_time_zone_database(monkeypatch):
 
 def test_variable_nested_too_deeply_hides_no_other_variable(validator):
     deep = 1
-    for _ in range(5000):
+    for _index in range(5000):
         deep = {"a": deep}
     policy = changed(**{"restorable_datasets.www.description": deep, "restorable_schedules.hourly.nice": 20})
     assert lines(validator, policy) == [
@@ -1307,7 +1307,7 @@ def test_variable_nested_too_deeply_hides_no_other_variable(validator):
 @pytest.mark.parametrize("depth", [900, 1500, 3000])
 def test_deep_nesting_never_raises(validator, depth):
     deep = 1
-    for _ in range(depth):
+    for _index in range(depth):
         deep = {"a": deep}
     result = lines(validator, changed(**{"restorable_datasets.www.description": deep}))
     assert result in (["web01: restorable_datasets.www.description: a mapping, expected a string"], ["web01: restorable_datasets: nested too deeply"])
@@ -1365,7 +1365,7 @@ INTERESTING = [
     "random", "latest", "at", "files", "percent", "enforce", "error", "warn", "1s", "15m", "26h", "7d", "999999w", "01:00", "23:59",
     "/", "/srv", "/var/www", "//var/www", "*-*-* 01:00", "*:0/15", "Mon..Fri 02:00", "*-02-30 01:00", "x" * 5000, "{{ vault_x }}",
 ]
-KEYS = sorted({key for path, _ in POLICY_PATHS for key in path if isinstance(key, str)} | {"unknown", "tier", "type"})
+KEYS = sorted({key for path, _value in POLICY_PATHS for key in path if isinstance(key, str)} | {"unknown", "tier", "type"})
 
 
 def _apply(policy: dict, operations) -> dict:
@@ -1399,20 +1399,20 @@ def _assert_well_formed(report, hosts: dict) -> None:
 def _random_value(rng: random.Random, depth: int = 0):
     kind = rng.randrange(11 if depth < 3 else 8)
     if kind == 8:
-        return [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+        return [_random_value(rng, depth + 1) for _index in range(rng.randrange(4))]
     if kind in (9, 10):
-        return {rng.choice(KEYS): _random_value(rng, depth + 1) for _ in range(rng.randrange(4))}
+        return {rng.choice(KEYS): _random_value(rng, depth + 1) for _index in range(rng.randrange(4))}
     return [None, rng.random() < 0.5, rng.randint(-3, 10 ** 6), rng.uniform(-1, 100), 10 ** 30, rng.choice(INTERESTING),
-            rng.choice(INTERESTING), "".join(rng.choice("abz09 :-/*.~") for _ in range(rng.randrange(12)))][kind]
+            rng.choice(INTERESTING), "".join(rng.choice("abz09 :-/*.~") for _index in range(rng.randrange(12)))][kind]
 
 
 def test_seeded_random_values_never_raise(validator):
     """The same property as the hypothesis test below, with the standard library only, so it always runs."""
     rng = random.Random(20261124)
-    for _ in range(150):
+    for _index in range(150):
         operations = [
             (rng.choice(["replace", "replace", "add", "delete"]), rng.choice(POLICY_PATHS)[0], rng.choice(KEYS), _random_value(rng))
-            for _ in range(rng.randrange(1, 4))
+            for _index in range(rng.randrange(1, 4))
         ]
         hosts = fleet(_apply(baseline(), operations))
         _assert_well_formed(validator.validate(hosts), hosts)
@@ -1432,7 +1432,7 @@ def test_random_json_values_never_raise(validator):
     values = st.recursive(scalars, lambda children: st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=4),
                           max_leaves=10)
     operations = st.lists(
-        st.tuples(st.sampled_from(["replace", "add", "delete"]), st.sampled_from([p for p, _ in POLICY_PATHS]), keys, values),
+        st.tuples(st.sampled_from(["replace", "add", "delete"]), st.sampled_from([p for p, _value in POLICY_PATHS]), keys, values),
         min_size=1, max_size=3,
     )
 

@@ -39,7 +39,7 @@ def _build(entry: dict):
         return [entry["items"].format(index) for index in range(entry["count"])]
     if "nest" in entry:
         value = entry.get("leaf")
-        for _ in range(entry["depth"]):
+        for _index in range(entry["depth"]):
             value = {entry["nest"]: value}
         return value
     raise ValueError("unknown generate entry %r" % entry)
