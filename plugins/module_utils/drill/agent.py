@@ -1,0 +1,180 @@
+# -*- coding: utf-8 -*-
+# Private to restorable.backup: the agent tier's restore driver (restic).
+# Points are the dataset's snapshots (tag dataset:<job>, the source host); the restore is
+# `restic restore <id> --target <dir> --verify` (with --include per sampled file); layers are
+# integrity (`restic check --read-data-subset`), freshness (the canary the backup wrote) and
+# content (restic's own verification of every restored file against the repository).
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from typing import Any, Sequence
+
+from ..agent.restic import ResticError, ResticRepository, error_detail
+from .engine import (FAILED, OK, SKIPPED, DrillError, Layer, RecoveryPoint, RestoreDriver, RestoreStats,
+                     parse_time, sample_items)
+
+DATASET_TAG_PREFIX = "dataset:"
+_PACK_RES = (re.compile(r"want ([0-9a-f]{64})"), re.compile(r"\bpack ([0-9a-f]{8,64})\b", re.I),
+             re.compile(r"\bdata/[0-9a-f]{2}/([0-9a-f]{64})\b"))
+_VERIFY_RE = re.compile(r"finished verifying (\d+) files", re.I)
+
+
+def _glob_escape(path: str) -> str:
+    return re.sub(r"([\\*?\[\]])", r"\\\1", path)
+
+
+def damaged_packs(text: str) -> list[str]:
+    """Pack IDs restic check names in its output, in order, once each."""
+    found: list[str] = []
+    for pattern in _PACK_RES:
+        for match in pattern.finditer(text):
+            if match.group(1) not in found and not any(p.startswith(match.group(1)) for p in found):
+                found.append(match.group(1))
+    return found
+
+
+class AgentRestoreDriver(RestoreDriver):
+    """Restores a restic snapshot of one agent dataset."""
+
+    tier = "agent"
+
+    def __init__(self, repository: ResticRepository, dataset: str, source_host: str,
+                 status: dict[str, Any] | None = None, read_data_subset: str | None = "5%",
+                 sample_seed: int | None = None, timeout: float | None = None) -> None:
+        self.repo = repository
+        self.dataset = dataset
+        self.source_host = source_host
+        self.status = status or {}
+        self.read_data_subset = read_data_subset
+        self.sample_seed = sample_seed
+        self.timeout = timeout
+        self.verified_files: int | None = None
+        self.verify_output = ""
+
+    def points(self) -> list[RecoveryPoint]:
+        try:
+            snapshots = self.repo.snapshots(host=self.source_host, tags=[DATASET_TAG_PREFIX + self.dataset])
+        except ResticError as exc:
+            raise DrillError(exc.message) from None
+        points = []
+        for snap in snapshots:
+            try:
+                when = parse_time(snap["time"])
+            except (KeyError, ValueError):
+                continue
+            points.append(RecoveryPoint(snap["id"], when, snap.get("short_id") or snap["id"][:8],
+                                        list(snap.get("paths") or []), {"tags": snap.get("tags") or []}))
+        return points
+
+    # -- restore ------------------------------------------------------------------------------
+
+    def files_of(self, point: RecoveryPoint) -> list[str]:
+        result = self.repo.run(["ls", "--json", point.id], timeout=self.timeout)
+        if not result.ok:
+            raise DrillError(self.repo.error("ls", result, self.timeout).message)
+        files = []
+        for line in result.stdout.splitlines():
+            try:
+                node = json.loads(line)
+            except ValueError:
+                continue
+            if node.get("struct_type") == "node" and node.get("type") == "file":
+                files.append(node["path"])
+        return files
+
+    def canary_path(self) -> str | None:
+        return self.status.get("canary_path") or None
+
+    def restore(self, point: RecoveryPoint, target: str, sample: dict[str, Any]) -> RestoreStats:
+        args = ["restore", point.id, "--target", target, "--verify"]
+        stats = RestoreStats()
+        if sample.get("mode", "all") != "all":
+            files = self.files_of(point)
+            # Same seed and same point: same files; without a seed, the point's id seeds the choice.
+            chosen = sample_items(files, sample, "%s:%s" % (self.sample_seed if self.sample_seed is not None else "",
+                                                            point.id))
+            canary = self.canary_path()
+            if canary and canary in files and canary not in chosen:
+                chosen.append(canary)  # freshness needs it; not counted in the sample
+            stats.sampled, stats.sample_size, stats.population = True, len(chosen), len(files)
+            for path in chosen:
+                args += ["--include", _glob_escape(path)]
+        result = self.repo.run(args, timeout=self.timeout)
+        self.verify_output = result.stdout + "\n" + result.stderr
+        match = _VERIFY_RE.search(self.verify_output)
+        self.verified_files = int(match.group(1)) if match else None
+        if not result.ok:
+            raise DrillError(self.repo.error("restore", result, self.timeout).message)
+        return stats
+
+    # -- layers -------------------------------------------------------------------------------
+
+    def repository_layers(self, checks: Sequence[str]) -> list[Layer]:
+        return [self.integrity()] if "integrity" in checks else []
+
+    def verify_layers(self, point: RecoveryPoint, target: str, checks: Sequence[str]) -> list[Layer]:
+        layers = []
+        if "freshness" in checks:
+            layers.append(self.freshness(point, target))
+        if "content" in checks:
+            layers.append(self.content(point, target))
+        return layers
+
+    def integrity(self) -> Layer:
+        began = time.monotonic()
+        args = ["check"] + (["--read-data-subset", self.read_data_subset] if self.read_data_subset else [])
+        result = self.repo.run(args, timeout=self.timeout)
+        seconds = time.monotonic() - began
+        share = self.read_data_subset or "no pack data"
+        if result.ok:
+            return Layer("integrity", OK, "restic check read %s: no errors" % share, seconds,
+                         {"read_data_subset": self.read_data_subset})
+        output = result.stdout + "\n" + result.stderr
+        packs = damaged_packs(output)
+        if packs:
+            return Layer("integrity", FAILED, "restic check found damaged pack(s) %s" % ", ".join(packs[:10]), seconds,
+                         {"read_data_subset": self.read_data_subset, "packs": packs})
+        error = self.repo.error("check", result, self.timeout)
+        return Layer("integrity", FAILED, error.message, seconds, {"read_data_subset": self.read_data_subset})
+
+    def freshness(self, point: RecoveryPoint, target: str) -> Layer:
+        canary = self.canary_path()
+        token = self.status.get("canary_token")
+        if not canary or not token:
+            return Layer("freshness", SKIPPED, "the source status records no canary")
+        restored = os.path.join(target, canary.lstrip("/"))
+        try:
+            with open(restored, encoding="utf-8") as handle:
+                document = json.load(handle)
+        except (OSError, ValueError) as exc:
+            return Layer("freshness", FAILED, "canary %s missing or unreadable in the restore: %s" % (
+                canary, getattr(exc, "strerror", None) or exc))
+        found = str(document.get("token") or "")
+        recorded = self.status.get("snapshot_id")
+        if recorded and not (point.id.startswith(recorded) or recorded.startswith(point.id)):
+            # The status knows the token of its own snapshot only: an older point holds an older canary.
+            if document.get("dataset") != self.dataset:
+                return Layer("freshness", FAILED, "the restored canary belongs to dataset %s, not %s" % (
+                    document.get("dataset"), self.dataset))
+            return Layer("freshness", OK, "canary present, written %s (token recorded only for point %s)" % (
+                document.get("written"), recorded[:8]), details={"written": document.get("written")})
+        if found == token:
+            return Layer("freshness", OK, "canary token matches the one recorded by the backup of %s" % (
+                self.status.get("finished") or "?"), details={"written": document.get("written")})
+        return Layer("freshness", FAILED, "canary token %s... differs from the one the backup recorded %s..." % (
+            found[:8], token[:8]), details={"written": document.get("written")})
+
+    def content(self, point: RecoveryPoint, target: str) -> Layer:
+        if self.verified_files is None:
+            return Layer("content", FAILED, "restic restore --verify reported no verification: %s" % (
+                error_detail(self.verify_output) or "no output"))
+        problems = [line.strip() for line in self.verify_output.splitlines()
+                    if line.strip() and ("error" in line.lower() or "mismatch" in line.lower())]
+        if problems:
+            return Layer("content", FAILED, "restic verified %d file(s) with errors: %s" % (
+                self.verified_files, "; ".join(problems[:5])), details={"verified_files": self.verified_files})
+        return Layer("content", OK, "restic verified %d restored file(s) against the repository" % self.verified_files,
+                     details={"verified_files": self.verified_files})

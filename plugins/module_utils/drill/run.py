@@ -1,0 +1,80 @@
+# -*- coding: utf-8 -*-
+# Private to restorable.backup: a drill of one agent dataset from the drill module's
+# parameters. The repository password lives in a private temporary file for the drill's
+# length only; the record never carries a secret.
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import shutil
+import tempfile
+from typing import Any
+
+from ..agent.restic import ResticRepository
+from ..common.durations import parse_duration
+from ..common.process import Redactor
+from .agent import AgentRestoreDriver
+from .engine import DrillEngine, DrillSpec, Layer, SandboxRefused, check_sandbox, iso, FAILED, OK
+
+
+def spec_from_params(params: dict[str, Any]) -> DrillSpec:
+    return DrillSpec(
+        drill=params["drill"], dataset=params["dataset"], tier="agent", source_host=params["source_host"],
+        drill_host=params.get("drill_host") or params["source_host"], sandbox=params["sandbox"],
+        protected_paths=list(params.get("protected_paths") or []),
+        recovery_point=dict(params.get("recovery_point") or {"choice": "latest"}),
+        sample=dict(params.get("sample") or {"mode": "all"}),
+        checks=list(params.get("checks") or []),
+        commands=list(params.get("commands") or []),
+        rto_seconds=_seconds(params, "rto"), rpo_seconds=_seconds(params, "rpo"),
+        keep_restore=bool(params.get("keep_restore")))
+
+
+def _seconds(params: dict[str, Any], name: str) -> float | None:
+    """A target given as a duration (15m) or seconds; None when not given."""
+    value = params.get(name)
+    if value is None:
+        value = params.get(name + "_seconds")
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and re.match(r"^[0-9]+(\.[0-9]+)?$", value.strip()):
+        return float(value)
+    return float(parse_duration(value, name))
+
+
+def run_agent_drill(params: dict[str, Any], check_only: bool = False) -> dict[str, Any]:
+    """The drill record of one agent dataset (check_only: the sandbox test alone)."""
+    spec = spec_from_params(params)
+    if check_only:
+        return _check_only(spec)
+    repository = params["repository"]
+    secrets_dir = tempfile.mkdtemp(prefix="restorable-drill-")
+    try:
+        password_file = os.path.join(secrets_dir, "password")
+        descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(repository["password"])
+        env = {str(k): str(v) for k, v in (repository.get("env") or {}).items()}
+        redactor = Redactor(list(env.values()) + [repository["password"]])
+        repo = ResticRepository(repository["url"], password_file, env=env, options=repository.get("options") or [],
+                                cache_dir=os.path.join(secrets_dir, "cache"), redactor=redactor)
+        recovery = spec.recovery_point
+        driver = AgentRestoreDriver(repo, spec.dataset, spec.source_host, status=params.get("status") or {},
+                                    read_data_subset=params.get("read_data_subset"),
+                                    sample_seed=recovery.get("seed"), timeout=params.get("timeout"))
+        return DrillEngine(spec, driver).run()
+    finally:
+        shutil.rmtree(secrets_dir, ignore_errors=True)
+
+
+def _check_only(spec: DrillSpec) -> dict[str, Any]:
+    now = iso(datetime.datetime.now(datetime.timezone.utc))
+    try:
+        check_sandbox(spec.sandbox, spec.protected_paths)
+        layer, result, reason = Layer("sandbox", OK, "check mode: sandbox is safe, nothing restored"), "skipped", ""
+    except SandboxRefused as exc:
+        layer, result, reason = Layer("sandbox", FAILED, str(exc)), "failed", str(exc)
+    return {"format": 1, "drill": spec.drill, "dataset": spec.dataset, "tier": spec.tier,
+            "source_host": spec.source_host, "drill_host": spec.drill_host, "started": now, "finished": now,
+            "result": result, "reason": reason, "layers": [layer.__dict__]}
