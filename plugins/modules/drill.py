@@ -1,0 +1,200 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Restorable contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: drill
+short_description: Restore one dataset into a sandbox, verify it in layers and measure RTO and RPO
+version_added: 0.1.0
+description:
+  - Runs one restore drill of one agent dataset on the host where the restore happens (the drill
+    host). It chooses a recovery point (latest, random within N days with a seed, or the one at
+    or before a time), restores it or a sample of its files with C(restic restore --verify) into
+    a new directory below O(sandbox), verifies it in layers and removes the restored files again,
+    also when the drill fails.
+  - Layers are sandbox safety, recovery point and RPO, repository integrity
+    (C(restic check --read-data-subset)), the restore itself, the freshness canary, content
+    (restic's verification of every restored file), application (not yet for the agent tier),
+    custom commands and RTO. Each is reported as ok, failed or skipped with a message.
+  - A sandbox that is, is inside or contains one of O(protected_paths) is refused before
+    anything is written.
+  - The drill record it returns is what M(restorable.backup.drill_report) keeps as evidence.
+author:
+  - Restorable maintainers (@restorable)
+options:
+  drill:
+    description: Name of the drill (a key of C(restorable_drills)).
+    type: str
+    required: true
+  dataset:
+    description: The job name of the dataset (its snapshots carry the tag C(dataset:<name>)).
+    type: str
+    required: true
+  source_host:
+    description: The host whose backup is restored (restic C(--host) of its snapshots).
+    type: str
+    required: true
+  drill_host:
+    description: Name of the host the restore runs on, for the record (default O(source_host)).
+    type: str
+  repository:
+    description:
+      - The repository the dataset is backed up to, as the C(repositories) of
+        C(restorable.backup.agent_plan) give it (url, options, password, env).
+      - The password is written to a private temporary file for restic and removed afterwards.
+    type: dict
+    required: true
+    suboptions:
+      url:
+        description: Repository URL.
+        type: str
+        required: true
+      password:
+        description: Repository password.
+        type: str
+        required: true
+      env:
+        description: Environment for restic (S3 keys).
+        type: dict
+        default: {}
+      options:
+        description: Extended options (C(-o)).
+        type: list
+        elements: str
+        default: []
+  status:
+    description:
+      - The source host's status of the job (from M(restorable.backup.status_info)), for its
+        canary path and token and its snapshot id.
+    type: dict
+    default: {}
+  recovery_point:
+    description: Which point to restore, as in the drill policy (choice, within_days, seed, at).
+    type: dict
+    default: {choice: latest}
+  sample:
+    description: How much to restore, as in the drill policy (mode all, files or percent).
+    type: dict
+    default: {mode: all}
+  checks:
+    description: Layers to run among integrity, freshness, content, application and custom.
+    type: list
+    elements: str
+    default: [integrity, freshness, content]
+  commands:
+    description:
+      - Custom check commands, as in the drill policy (argv, timeout as a duration, env), run
+        without a shell in the restore directory; C({sandbox}) in argv is replaced by it.
+    type: list
+    elements: dict
+    default: []
+  sandbox:
+    description: Scratch directory; each drill restores into a new directory below it.
+    type: path
+    required: true
+  protected_paths:
+    description: Paths a restore must never write into (the dataset paths of the policy).
+    type: list
+    elements: path
+    default: []
+  rto:
+    description: RTO target, a duration such as C(15m) or a number of seconds (the drill's, else the dataset's).
+    type: str
+  rpo:
+    description: RPO target, a duration such as C(26h) or a number of seconds (the drill's, else the dataset's).
+    type: str
+  read_data_subset:
+    description: Share of pack data the integrity layer reads (restic C(--read-data-subset)).
+    type: str
+    default: 5%
+  timeout:
+    description: Seconds any one restic command may take.
+    type: float
+  keep_restore:
+    description: Leave the restored files in place (for an investigation) instead of removing them.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: In check mode only the sandbox is checked against the protected paths; nothing is restored.
+  diff_mode:
+    support: none
+    description: A drill changes nothing outside its sandbox.
+  idempotent:
+    support: none
+    description: Every drill is a new measurement.
+"""
+
+EXAMPLES = r"""
+- name: Drill the www dataset of web01 on drill01
+  restorable.backup.drill:
+    drill: www-weekly
+    dataset: www
+    source_host: web01
+    repository: "{{ (hostvars['web01'] | restorable.backup.agent_plan('web01')).repositories | first }}"
+    status: "{{ web_status.jobs.www }}"
+    sandbox: /var/tmp/restorable-drill
+    protected_paths: [/var/www]
+    rto: 1h
+    rpo: 26h
+  delegate_to: drill01
+"""
+
+RETURN = r"""
+record:
+  description: The drill record (evidence) with result, recovery point, RTO, RPO, bytes, throughput and layers.
+  returned: always
+  type: dict
+  sample: {"drill": "www-weekly", "dataset": "www", "result": "passed", "rto": {"seconds": 4.2, "target_seconds": 3600, "met": true}}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.restorable.backup.plugins.module_utils.drill.run import run_agent_drill
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            drill=dict(type="str", required=True),
+            dataset=dict(type="str", required=True),
+            source_host=dict(type="str", required=True),
+            drill_host=dict(type="str"),
+            repository=dict(type="dict", required=True, options=dict(
+                url=dict(type="str", required=True),
+                password=dict(type="str", required=True, no_log=True),
+                env=dict(type="dict", default={}, no_log=True),
+                options=dict(type="list", elements="str", default=[]),
+            )),
+            status=dict(type="dict", default={}),
+            recovery_point=dict(type="dict", default={"choice": "latest"}),
+            sample=dict(type="dict", default={"mode": "all"}),
+            checks=dict(type="list", elements="str", default=["integrity", "freshness", "content"]),
+            commands=dict(type="list", elements="dict", default=[]),
+            sandbox=dict(type="path", required=True),
+            protected_paths=dict(type="list", elements="path", default=[]),
+            rto=dict(type="str"),
+            rpo=dict(type="str"),
+            read_data_subset=dict(type="str", default="5%"),
+            timeout=dict(type="float"),
+            keep_restore=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        record = run_agent_drill(dict(module.params), check_only=module.check_mode)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc), record={})
+    if record["result"] == "failed":
+        module.fail_json(msg="drill %s of %s on %s failed: %s" % (
+            record["drill"], record["dataset"], record["drill_host"], record["reason"]), record=record)
+    module.exit_json(changed=not module.check_mode, record=record, msg="drill %s of %s %s" % (
+        record["drill"], record["dataset"], record["result"]))
+
+
+if __name__ == "__main__":
+    main()
