@@ -1,0 +1,329 @@
+# -*- coding: utf-8 -*-
+# Private to restorable.backup: the evidence of restore drills, written on the controller.
+#
+# Every drill record is appended to a ledger (JSON lines, one record a line, never rewritten),
+# and each run writes, for its records: JUnit XML (one testcase per dataset drill, one failure
+# per failed layer) for CI, and a self-contained HTML report and a Markdown report with a table
+# per dataset and RTO/RPO trends drawn from the whole ledger.
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import os
+import xml.etree.ElementTree as ET
+from typing import Any, Iterable, Sequence
+
+LEDGER = "ledger.jsonl"
+JUNIT = "junit.xml"
+HTML = "report.html"
+MARKDOWN = "report.md"
+HISTORY = 30  # runs per dataset in tables and trends
+
+
+def key(record: dict[str, Any]) -> tuple[str, str, str]:
+    return (record.get("source_host") or "", record.get("dataset") or "", record.get("drill") or "")
+
+
+def append_ledger(path: str, records: Iterable[dict[str, Any]]) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_ledger(path: str) -> list[dict[str, Any]]:
+    """Every record of the ledger, oldest first; a damaged line is skipped, not fatal."""
+    records = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(value, dict):
+                    records.append(value)
+    except FileNotFoundError:
+        pass
+    return records
+
+
+def failed_layers(record: dict[str, Any]) -> list[dict[str, Any]]:
+    return [layer for layer in record.get("layers") or [] if layer.get("status") == "failed"]
+
+
+def _seconds(value: Any) -> str:
+    if value is None:
+        return "-"
+    value = float(value)
+    if value < 120:
+        return "%.1fs" % value
+    if value < 7200:
+        return "%.1fmin" % (value / 60)
+    if value < 172800:
+        return "%.1fh" % (value / 3600)
+    return "%.1fd" % (value / 86400)
+
+
+def measure(record: dict[str, Any], name: str) -> str:
+    """'4.2s / 15.0min ok' for the rto or rpo of a record."""
+    part = record.get(name) or {}
+    verdict = {True: "ok", False: "EXCEEDED", None: ""}[part.get("met")]
+    text = "%s / %s" % (_seconds(part.get("seconds")), _seconds(part.get("target_seconds")))
+    return (text + " " + verdict).strip()
+
+
+# -- JUnit -------------------------------------------------------------------------------------
+
+def junit_xml(records: Sequence[dict[str, Any]]) -> str:
+    suites = ET.Element("testsuites", name="restore drills")
+    by_drill: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_drill.setdefault(record.get("drill") or "drill", []).append(record)
+    for drill, items in sorted(by_drill.items()):
+        failures = sum(1 for r in items if r.get("result") == "failed")
+        suite = ET.SubElement(suites, "testsuite", name=drill, tests=str(len(items)), failures=str(failures),
+                              errors="0", skipped=str(sum(1 for r in items if r.get("result") == "skipped")),
+                              timestamp=(items[0].get("started") or "").rstrip("Z"))
+        for record in items:
+            case = ET.SubElement(suite, "testcase", classname="restorable.drill.%s" % drill,
+                                 name="%s on %s" % (record.get("dataset"), record.get("source_host")),
+                                 time="%.3f" % float((record.get("rto") or {}).get("seconds") or 0))
+            for layer in failed_layers(record):
+                failure = ET.SubElement(case, "failure", type=layer.get("name") or "layer",
+                                        message="%s: %s" % (layer.get("name"), layer.get("message")))
+                failure.text = layer.get("message") or ""
+            if record.get("result") == "skipped":
+                ET.SubElement(case, "skipped", message=record.get("reason") or "check mode")
+            out = ET.SubElement(case, "system-out")
+            out.text = "\n".join("%-15s %-8s %s" % (l.get("name"), l.get("status"), l.get("message"))
+                                 for l in record.get("layers") or [])
+    return ET.tostring(suites, encoding="unicode")
+
+
+# -- trends (inline SVG) -------------------------------------------------------------------------
+
+def trend_svg(title: str, points: Sequence[tuple[str, float | None]], target: float | None,
+              width: int = 420, height: int = 140) -> str:
+    """A small line plot of values over runs, with the target as a dashed line."""
+    values = [v for _when, v in points if v is not None]
+    pad_left, pad, inner_w, inner_h = 56, 18, width - 56 - 10, height - 2 * 18 - 12
+    top = max(values + ([target] if target else []) + [1e-9]) * 1.1
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img">' % (
+        width, height, width, height),
+        '<title>%s</title>' % html.escape(title),
+        '<text x="4" y="12" font-size="11" font-family="sans-serif">%s</text>' % html.escape(title),
+        '<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>' % (pad_left, pad + inner_h, pad_left + inner_w, pad + inner_h),
+        '<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>' % (pad_left, pad, pad_left, pad + inner_h),
+        '<text x="2" y="%d" font-size="10" font-family="sans-serif">%s</text>' % (pad + 8, _seconds(top)),
+        '<text x="2" y="%d" font-size="10" font-family="sans-serif">0</text>' % (pad + inner_h)]
+
+    def x_of(index: int) -> float:
+        return pad_left + (inner_w * index / max(1, len(points) - 1) if len(points) > 1 else inner_w / 2)
+
+    def y_of(value: float) -> float:
+        return pad + inner_h - inner_h * value / top
+
+    if target:
+        parts.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#c0392b" stroke-dasharray="4 3"/>' % (
+            pad_left, y_of(target), pad_left + inner_w, y_of(target)))
+        parts.append('<text x="%d" y="%.1f" font-size="10" fill="#c0392b" font-family="sans-serif">target %s</text>' % (
+            pad_left + inner_w - 80, y_of(target) - 3, _seconds(target)))
+    line = ["%.1f,%.1f" % (x_of(i), y_of(v)) for i, (_when, v) in enumerate(points) if v is not None]
+    if len(line) > 1:
+        parts.append('<polyline fill="none" stroke="#2c7fb8" stroke-width="1.5" points="%s"/>' % " ".join(line))
+    for index, (when, value) in enumerate(points):
+        if value is None:
+            continue
+        colour = "#c0392b" if target and value > target else "#2c7fb8"
+        parts.append('<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"><title>%s %s</title></circle>' % (
+            x_of(index), y_of(value), colour, html.escape(when or ""), _seconds(value)))
+    if points:
+        parts.append('<text x="%d" y="%d" font-size="10" font-family="sans-serif">%s</text>' % (
+            pad_left, height - 2, html.escape((points[0][0] or "")[:10])))
+        parts.append('<text x="%d" y="%d" font-size="10" font-family="sans-serif" text-anchor="end">%s</text>' % (
+            pad_left + inner_w, height - 2, html.escape((points[-1][0] or "")[:10])))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _groups(records: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(latest record, its history oldest first) per dataset drill of this run."""
+    result = []
+    for record in records:
+        runs = [r for r in history if key(r) == key(record)][-HISTORY:]
+        if not runs or runs[-1] is not record and runs[-1].get("run_id") != record.get("run_id"):
+            runs.append(record)
+        result.append((record, runs))
+    return result
+
+
+# -- HTML --------------------------------------------------------------------------------------
+
+_CSS = ("body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px}th{background:#f3f3f3}"
+        ".passed,.ok{color:#1e8449}.failed{color:#c0392b;font-weight:bold}.skipped{color:#888}"
+        "section{margin-bottom:2em}")
+
+
+def html_report(records: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]], generated: str) -> str:
+    esc = html.escape
+    failed = sum(1 for r in records if r.get("result") == "failed")
+    out = ["<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Restore drills</title>",
+           "<style>%s</style></head><body>" % _CSS,
+           "<h1>Restore drills</h1><p>Generated %s: %d dataset drill(s), %d failed.</p>" % (
+               esc(generated), len(records), failed),
+           "<table><tr><th>drill</th><th>dataset</th><th>host</th><th>drill host</th><th>result</th>"
+           "<th>RTO / target</th><th>RPO / target</th><th>point</th><th>bytes</th></tr>"]
+    for record in records:
+        out.append("<tr><td>%s</td><td><a href=\"#%s\">%s</a></td><td>%s</td><td>%s</td><td class=\"%s\">%s</td>"
+                   "<td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
+                       esc(record.get("drill") or ""), esc(_anchor(record)), esc(record.get("dataset") or ""),
+                       esc(record.get("source_host") or ""), esc(record.get("drill_host") or ""),
+                       esc(record.get("result") or ""), esc(record.get("result") or ""),
+                       esc(measure(record, "rto")), esc(measure(record, "rpo")),
+                       esc(((record.get("recovery_point") or {}).get("short_id")) or "-"), record.get("bytes") or 0))
+    out.append("</table>")
+    for record, runs in _groups(records, history):
+        out.append("<section id=\"%s\"><h2>%s on %s (drill %s)</h2>" % (
+            esc(_anchor(record)), esc(record.get("dataset") or ""), esc(record.get("source_host") or ""),
+            esc(record.get("drill") or "")))
+        out.append("<p>Run %s, %s to %s, restored on %s into %s. %s</p>" % (
+            esc(record.get("run_id") or "-"), esc(record.get("started") or ""), esc(record.get("finished") or ""),
+            esc(record.get("drill_host") or ""), esc(record.get("sandbox") or ""), esc(record.get("reason") or "")))
+        out.append("<table><tr><th>layer</th><th>status</th><th>seconds</th><th>message</th></tr>")
+        for layer in record.get("layers") or []:
+            out.append("<tr><td>%s</td><td class=\"%s\">%s</td><td>%.2f</td><td>%s</td></tr>" % (
+                esc(layer.get("name") or ""), esc(layer.get("status") or ""), esc(layer.get("status") or ""),
+                float(layer.get("seconds") or 0), esc(layer.get("message") or "")))
+        out.append("</table>")
+        rto = [(r.get("started"), (r.get("rto") or {}).get("seconds")) for r in runs]
+        rpo = [(r.get("started"), (r.get("rpo") or {}).get("seconds")) for r in runs]
+        out.append("<div>%s %s</div>" % (
+            trend_svg("RTO (restore time), last %d runs" % len(runs), rto, (record.get("rto") or {}).get("target_seconds")),
+            trend_svg("RPO (age of newest point), last %d runs" % len(runs), rpo,
+                      (record.get("rpo") or {}).get("target_seconds"))))
+        out.append("<table><tr><th>started</th><th>result</th><th>RTO / target</th><th>RPO / target</th>"
+                   "<th>point</th><th>bytes</th><th>throughput</th><th>failed layers</th></tr>")
+        for run in reversed(runs):
+            out.append("<tr><td>%s</td><td class=\"%s\">%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
+                       "<td>%s</td><td>%s</td></tr>" % (
+                           esc(run.get("started") or ""), esc(run.get("result") or ""), esc(run.get("result") or ""),
+                           esc(measure(run, "rto")), esc(measure(run, "rpo")),
+                           esc(((run.get("recovery_point") or {}).get("short_id")) or "-"), run.get("bytes") or 0,
+                           _throughput(run), esc(", ".join(l.get("name") or "" for l in failed_layers(run)) or "-")))
+        out.append("</table></section>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _anchor(record: dict[str, Any]) -> str:
+    return "%s-%s-%s" % key(record)
+
+
+def _throughput(record: dict[str, Any]) -> str:
+    value = record.get("throughput_bytes_per_second")
+    if not value:
+        return "-"
+    return "%.1f MiB/s" % (float(value) / 1048576)
+
+
+# -- Markdown ------------------------------------------------------------------------------------
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_report(records: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]], generated: str) -> str:
+    failed = sum(1 for r in records if r.get("result") == "failed")
+    lines = ["# Restore drills", "", "Generated %s: %d dataset drill(s), %d failed." % (generated, len(records), failed), "",
+             "| drill | dataset | host | drill host | result | RTO / target | RPO / target | point |",
+             "|---|---|---|---|---|---|---|---|"]
+    for record in records:
+        lines.append("| %s |" % " | ".join(_cell(v) for v in (
+            record.get("drill"), record.get("dataset"), record.get("source_host"), record.get("drill_host"),
+            record.get("result"), measure(record, "rto"), measure(record, "rpo"),
+            (record.get("recovery_point") or {}).get("short_id") or "-")))
+    for record, runs in _groups(records, history):
+        lines += ["", "## %s on %s (drill %s)" % (record.get("dataset"), record.get("source_host"), record.get("drill")), "",
+                  "| layer | status | message |", "|---|---|---|"]
+        for layer in record.get("layers") or []:
+            lines.append("| %s | %s | %s |" % (_cell(layer.get("name")), _cell(layer.get("status")), _cell(layer.get("message"))))
+        lines += ["", "| started | result | RTO / target | RPO / target |", "|---|---|---|---|"]
+        for run in reversed(runs):
+            lines.append("| %s | %s | %s | %s |" % (
+                _cell(run.get("started")), _cell(run.get("result")), _cell(measure(run, "rto")), _cell(measure(run, "rpo"))))
+    return "\n".join(lines) + "\n"
+
+
+def summary_lines(records: Sequence[dict[str, Any]]) -> list[str]:
+    """A one-screen table: dataset, host, result, RTO vs target, RPO vs target."""
+    header = ("dataset", "host", "drill host", "result", "RTO / target", "RPO / target")
+    rows = [header] + [(str(r.get("dataset")), str(r.get("source_host")), str(r.get("drill_host")),
+                        str(r.get("result")), measure(r, "rto"), measure(r, "rpo")) for r in records]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for record in records:
+        for layer in failed_layers(record):
+            lines.append("%s on %s: %s: %s" % (record.get("dataset"), record.get("source_host"), layer.get("name"),
+                                               layer.get("message")))
+    return lines
+
+
+def _atomic(path: str, text: str) -> None:
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
+def write_evidence(directory: str, records: Sequence[dict[str, Any]],
+                   now: datetime.datetime | None = None) -> dict[str, Any]:
+    """Append records to the ledger and write this run's JUnit, HTML and Markdown reports."""
+    os.makedirs(directory, exist_ok=True)
+    generated = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ledger = os.path.join(directory, LEDGER)
+    append_ledger(ledger, records)
+    history = read_ledger(ledger)
+    paths = {"ledger": ledger, "junit": os.path.join(directory, JUNIT), "html": os.path.join(directory, HTML),
+             "markdown": os.path.join(directory, MARKDOWN)}
+    _atomic(paths["junit"], '<?xml version="1.0" encoding="UTF-8"?>\n' + junit_xml(records) + "\n")
+    _atomic(paths["html"], html_report(records, history, generated))
+    _atomic(paths["markdown"], markdown_report(records, history, generated))
+    paths["failed"] = sum(1 for r in records if r.get("result") == "failed")
+    paths["records"] = len(records)
+    paths["summary"] = summary_lines(records)
+    return paths
+
+
+def records_from_results(results_by_host: dict[str, Any]) -> list[dict[str, Any]]:
+    """Drill records out of each host's registered loop of drill tasks.
+
+    A task that failed before the drill could record anything (bad arguments, unreachable
+    drill host) still counts as a failed drill, so it is never silently missing from evidence.
+    """
+    records = []
+    for host, registered in sorted(results_by_host.items()):
+        for item in (registered or {}).get("results") or []:
+            if not isinstance(item, dict) or item.get("skipped"):
+                continue
+            record = item.get("record")
+            if isinstance(record, dict) and record.get("dataset"):
+                records.append(record)
+            elif item.get("failed") or item.get("unreachable"):
+                loop_item = item.get("item")
+                drill, dataset = "?", "?"
+                if isinstance(loop_item, (list, tuple)) and len(loop_item) == 2:
+                    drill = (loop_item[0] or {}).get("key", "?") if isinstance(loop_item[0], dict) else "?"
+                    dataset = str(loop_item[1])
+                message = str(item.get("msg") or "the drill task failed")
+                records.append({"format": 1, "drill": drill, "dataset": dataset, "tier": "agent", "source_host": host,
+                                "drill_host": (item.get("_ansible_delegated_vars") or {}).get("ansible_host", "?"),
+                                "result": "failed", "reason": message, "started": None, "finished": None,
+                                "rto": {}, "rpo": {},
+                                "layers": [{"name": "drill", "status": "failed", "message": message, "seconds": 0}]})
+    return records
