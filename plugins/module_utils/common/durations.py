@@ -27,12 +27,15 @@ def parse_duration(value: object, field: str = "duration") -> int:
 
 
 def format_duration(seconds: float) -> str:
-    """The largest whole unit that fits, so messages read like the policy does."""
+    """The largest whole unit that fits, so messages read like the policy does; from two days
+    on, days with one decimal (58.3d reads better than 1400h) unless that would look whole."""
     seconds = int(seconds)
     for unit in ("w", "d", "h", "m"):
         size = _UNIT_SECONDS[unit]
         if seconds >= size and seconds % size == 0:
             return "%d%s" % (seconds // size, unit)
+        if unit == "d" and seconds >= 2 * size and not ("%.1f" % (seconds / size)).endswith(".0"):
+            return "%.1fd" % (seconds / size)
     if seconds >= 3600:
         return "%.1fh" % (seconds / 3600)
     if seconds >= 60:

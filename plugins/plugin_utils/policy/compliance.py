@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .calendar_event import CalendarError, largest_gap_minutes
-from .durations import parse_duration
+from ...module_utils.common.durations import parse_duration
 from .problems import Problem
 
 RULES = ("3 copies", "2 media kinds", "1 off-site", "1 immutable or offline", "0 errors (recent drill)")

@@ -9,7 +9,7 @@ import posixpath
 import zoneinfo
 
 from .calendar_event import CalendarError, Window, calendar_timezone, largest_gap_minutes
-from .durations import format_duration, parse_duration
+from ...module_utils.common.durations import format_duration, parse_duration
 from .problems import Problem
 
 REPOSITORY_TYPES = ("local", "sftp", "s3")

@@ -25,7 +25,7 @@ from ansible_collections.restorable.backup.plugins.plugin_utils.policy.calendar_
     parse_calendar,
 )
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.compliance import RULES, ComplianceScorer  # noqa: E402
-from ansible_collections.restorable.backup.plugins.plugin_utils.policy.durations import format_duration, parse_duration  # noqa: E402
+from ansible_collections.restorable.backup.plugins.module_utils.common.durations import format_duration, parse_duration  # noqa: E402
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.problems import ERROR, WARNING, Problem, format_path  # noqa: E402
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy import semantic  # noqa: E402
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.schema import (  # noqa: E402
