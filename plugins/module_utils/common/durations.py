@@ -2,6 +2,7 @@
 # Private to restorable.backup: durations as written in the policy ("15m", "26h", "7d").
 from __future__ import annotations
 
+import functools
 import re
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -19,11 +20,16 @@ def parse_duration(value: object, field: str = "duration") -> int:
         if value < 0:
             raise ValueError("%s: a duration cannot be negative (%r)" % (field, value))
         return int(value)
-    if isinstance(value, str):
-        match = _DURATION_RE.match(value.strip())
-        if match:
-            return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    raise ValueError("%s: expected a duration such as 30s, 15m, 2h, got %r" % (field, value))
+    seconds = _text_seconds(value.strip()) if isinstance(value, str) else None
+    if seconds is None:
+        raise ValueError("%s: expected a duration such as 30s, 15m, 2h, got %r" % (field, value))
+    return seconds
+
+
+@functools.lru_cache(maxsize=1024)  # policies repeat a handful of durations across a whole fleet
+def _text_seconds(text: str) -> int | None:
+    match = _DURATION_RE.match(text)
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else None
 
 
 def format_duration(seconds: float) -> str:
