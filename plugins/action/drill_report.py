@@ -37,10 +37,10 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("cannot write the drill evidence to %s: %s" % (directory, exc)) from None
         result.update(changed=bool(records), evidence_dir=directory, **written)
         fail = args.get("fail_on_failed", True)
-        if written["failed"] and fail not in (False, "false", "False", "no", "0"):
+        if written["failed_drills"] and fail not in (False, "false", "False", "no", "0"):
             result["failed"] = True
             result["msg"] = "%d of %d dataset drill(s) failed; report %s" % (
-                written["failed"], written["records"], written["html"])
+                written["failed_drills"], written["records"], written["html"])
         else:
             result["msg"] = "%d dataset drill(s), none failed; report %s" % (written["records"], written["html"])
         return result

@@ -22,7 +22,14 @@ options:
     description: Drill records (the C(record) each M(restorable.backup.drill) run returned).
     type: list
     elements: dict
-    required: true
+    default: []
+  results_var:
+    description:
+      - Name of the variable each inventory host registered its loop of M(restorable.backup.drill)
+        tasks in; their records are added to O(records).
+      - A drill task that failed without a record (bad arguments, unreachable drill host) is
+        recorded as a failed drill.
+    type: str
   evidence_dir:
     description: Directory of the ledger and reports, on the controller; relative to the current directory.
     type: path
@@ -46,7 +53,7 @@ attributes:
 EXAMPLES = r"""
 - name: Keep the evidence
   restorable.backup.drill_report:
-    records: "{{ drill_runs.results | map(attribute='record') | list }}"
+    results_var: drill_runs
     evidence_dir: /srv/drill-evidence
 """
 
@@ -67,8 +74,12 @@ markdown:
   description: Path of the Markdown report.
   returned: success
   type: str
-failed:
+failed_drills:
   description: Number of failed dataset drills.
+  returned: success
+  type: int
+records:
+  description: Number of dataset drills recorded.
   returned: success
   type: int
 summary:

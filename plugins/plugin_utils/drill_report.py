@@ -294,7 +294,7 @@ def write_evidence(directory: str, records: Sequence[dict[str, Any]],
     _atomic(paths["junit"], '<?xml version="1.0" encoding="UTF-8"?>\n' + junit_xml(records) + "\n")
     _atomic(paths["html"], html_report(records, history, generated))
     _atomic(paths["markdown"], markdown_report(records, history, generated))
-    paths["failed"] = sum(1 for r in records if r.get("result") == "failed")
+    paths["failed_drills"] = sum(1 for r in records if r.get("result") == "failed")
     paths["records"] = len(records)
     paths["summary"] = summary_lines(records)
     return paths
