@@ -92,13 +92,14 @@ class AgentRestoreDriver(RestoreDriver):
         args = ["restore", point.id, "--target", target, "--verify"]
         stats = RestoreStats()
         if sample.get("mode", "all") != "all":
-            files = self.files_of(point)
+            canary = self.canary_path()
+            everything = self.files_of(point)
+            files = [path for path in everything if path != canary]
             # Same seed and same point: same files; without a seed, the point's id seeds the choice.
             chosen = sample_items(files, sample, "%s:%s" % (self.sample_seed if self.sample_seed is not None else "",
                                                             point.id))
-            canary = self.canary_path()
-            if canary and canary in files and canary not in chosen:
-                chosen.append(canary)  # freshness needs it; not counted in the sample
+            if canary and canary in everything:
+                chosen.append(canary)  # freshness needs it, whatever the sample
             stats.sampled, stats.sample_size, stats.population = True, len(chosen), len(files)
             for path in chosen:
                 args += ["--include", _glob_escape(path)]
