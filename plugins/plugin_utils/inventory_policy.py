@@ -18,6 +18,7 @@ except ImportError:  # older cores: messages name the host and field path only
 from .policy.problems import Problem
 from .policy.validator import VARIABLE_PREFIX
 
+
 def plain(value: object) -> object:
     """Tagged Ansible values as builtin types (the validator keys its cache on them); anything
     else stays as it is so the schema names its type (a YAML date, say)."""
