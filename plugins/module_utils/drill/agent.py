@@ -17,6 +17,7 @@ from .engine import (FAILED, OK, SKIPPED, DrillError, Layer, RecoveryPoint, Rest
                      parse_time, sample_items)
 
 DATASET_TAG_PREFIX = "dataset:"
+STREAM_TAG_PREFIX = "stream:"
 _PACK_RES = (re.compile(r"want ([0-9a-f]{64})"), re.compile(r"\bpack ([0-9a-f]{8,64})\b", re.I),
              re.compile(r"\bdata/[0-9a-f]{2}/([0-9a-f]{64})\b"))
 _VERIFY_RE = re.compile(r"finished verifying (\d+) files", re.I)
@@ -61,6 +62,11 @@ class AgentRestoreDriver(RestoreDriver):
             raise DrillError(exc.message) from None
         points = []
         for snap in snapshots:
+            if any(str(tag).startswith(STREAM_TAG_PREFIX) for tag in snap.get("tags") or []):
+                # A dump stream of a consistency profile: part of a run, not a point of its own.
+                # Each run's file snapshot (with the canary) is the point; the application layer
+                # finds the streams beside it.
+                continue
             try:
                 when = parse_time(snap["time"])
             except (KeyError, ValueError):

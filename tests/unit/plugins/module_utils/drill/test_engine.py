@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.restorable.backup.plugins.module_utils.drill.engine import (
     FAILED, OK, SKIPPED, DrillEngine, DrillError, DrillSpec, Layer, RecoveryPoint, RestoreDriver, RestoreStats,
     SandboxRefused, check_sandbox, choose_point, parse_time, sample_items)
-from ansible_collections.restorable.backup.plugins.module_utils.drill.agent import damaged_packs
+from ansible_collections.restorable.backup.plugins.module_utils.drill.agent import AgentRestoreDriver, damaged_packs
 from ansible_collections.restorable.backup.plugins.plugin_utils import drill_report
 
 NOW = datetime.datetime(2026, 11, 25, 6, 0, tzinfo=datetime.timezone.utc)
@@ -186,3 +186,24 @@ def test_evidence_from_engine_records(tmp_path):
     for line in open(written["ledger"], encoding="utf-8"):
         json.loads(line)
     assert any(line.startswith("db ") and "failed" in line for line in written["summary"])
+
+
+class FakeRepository:
+    def __init__(self, snapshots):
+        self.listed = snapshots
+        self.asked = None
+
+    def snapshots(self, host=None, tags=()):
+        self.asked = (host, list(tags))
+        return self.listed
+
+
+def test_agent_points_are_file_snapshots_of_the_dataset():
+    repo = FakeRepository([
+        {"id": "1" * 64, "short_id": "11111111", "time": "2026-11-25T01:00:00.5Z", "tags": ["dataset:pg"], "paths": ["/etc"]},
+        {"id": "2" * 64, "time": "2026-11-25T01:00:03Z", "tags": ["dataset:pg", "stream:postgres.dump"]},
+        {"id": "3" * 64, "time": "not a time", "tags": ["dataset:pg"]},
+    ])
+    points = AgentRestoreDriver(repo, "pg", "db1").points()
+    assert [p.id for p in points] == ["1" * 64] and points[0].short_id == "11111111"
+    assert repo.asked == ("db1", ["dataset:pg"])
