@@ -84,6 +84,13 @@ options:
     type: list
     elements: str
     default: [integrity, freshness, content]
+  application:
+    description:
+      - The dataset's consistency profile without its secrets, for the application layer.
+      - C(sqlite) profiles are checked (each database restored opens read-only and passes
+        C(PRAGMA integrity_check)); other types are reported as skipped for now.
+    type: dict
+    default: {}
   commands:
     description:
       - Custom check commands, as in the drill policy (argv, timeout as a duration, env), run
@@ -174,6 +181,7 @@ def main() -> None:
             recovery_point=dict(type="dict", default={"choice": "latest"}),
             sample=dict(type="dict", default={"mode": "all"}),
             checks=dict(type="list", elements="str", default=["integrity", "freshness", "content"]),
+            application=dict(type="dict", default={}),
             commands=dict(type="list", elements="dict", default=[]),
             sandbox=dict(type="path", required=True),
             protected_paths=dict(type="list", elements="path", default=[]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import time
 from typing import Any, Sequence
 
@@ -44,7 +45,10 @@ class AgentRestoreDriver(RestoreDriver):
 
     def __init__(self, repository: ResticRepository, dataset: str, source_host: str,
                  status: dict[str, Any] | None = None, read_data_subset: str | None = "5%",
-                 sample_seed: int | None = None, timeout: float | None = None) -> None:
+                 sample_seed: int | None = None, timeout: float | None = None,
+                 application: dict[str, Any] | None = None) -> None:
+        self.application_profile = dict(application or {})
+        self.sampled = False
         self.repo = repository
         self.dataset = dataset
         self.source_host = source_host
@@ -107,6 +111,7 @@ class AgentRestoreDriver(RestoreDriver):
             if canary and canary in everything:
                 chosen.append(canary)  # freshness needs it, whatever the sample
             stats.sampled, stats.sample_size, stats.population = True, len(chosen), len(files)
+            self.sampled = True
             for path in chosen:
                 args += ["--include", _glob_escape(path)]
         result = self.repo.run(args, timeout=self.timeout)
@@ -185,3 +190,69 @@ class AgentRestoreDriver(RestoreDriver):
                 self.verified_files, "; ".join(problems[:5])), details={"verified_files": self.verified_files})
         return Layer("content", OK, "restic verified %d restored file(s) against the repository" % self.verified_files,
                      details={"verified_files": self.verified_files})
+
+    # -- application --------------------------------------------------------------------------
+
+    def application(self, point: RecoveryPoint, target: str) -> Layer:
+        """Prove the restored data opens in its application, by consistency profile type.
+
+        sqlite: every database of the profile, restored (its consistent copy below the staging
+        directory when there is one, else the file itself), opens read-only and passes
+        PRAGMA integrity_check. Other types are a hook for later drivers (PostgreSQL: start the
+        restored dump in a scratch cluster on another port and run the profile's checks).
+        """
+        kind = self.application_profile.get("type")
+        if kind == "sqlite":
+            return self._sqlite(target)
+        if not kind or kind == "none":
+            return Layer("application", SKIPPED, "the dataset has no consistency profile to check")
+        return Layer("application", SKIPPED, "no application check for %s profiles yet" % kind)
+
+    def _sqlite(self, target: str) -> Layer:
+        began = time.monotonic()
+        databases = list((self.application_profile.get("sqlite") or {}).get("databases") or [])
+        restored = []
+        for directory, _dirs, names in os.walk(target):
+            restored += [os.path.join(directory, name) for name in names]
+        checked, problems, missing = [], [], []
+        for database in databases:
+            suffix = "/" + database.lstrip("/")
+            found = [path for path in restored if path.endswith(suffix)]
+            if not found:
+                missing.append(database)
+                continue
+            # The staged copy (".../sqlite/<path>") is the consistent one; prefer it.
+            path = max(found, key=lambda p: ("/sqlite" + suffix in p, len(p)))
+            problem = sqlite_problem(path)
+            if problem:
+                problems.append("%s: %s" % (database, problem))
+            else:
+                checked.append(database)
+        seconds = time.monotonic() - began
+        details = {"checked": checked, "missing": missing}
+        if problems:
+            return Layer("application", FAILED, "; ".join(problems), seconds, details)
+        if missing and not self.sampled:
+            return Layer("application", FAILED, "not in the restored point: %s" % ", ".join(missing), seconds, details)
+        if not checked:
+            return Layer("application", SKIPPED, "no database of the profile in the restored sample", seconds, details)
+        return Layer("application", OK, "%d SQLite database(s) open and pass integrity_check" % len(checked),
+                     seconds, details)
+
+
+def sqlite_problem(path: str) -> str:
+    """Why the SQLite database at path is not usable, or '' when integrity_check passes."""
+    try:
+        connection = sqlite3.connect("file:%s?mode=ro" % path.replace("?", "%3f").replace("#", "%23"), uri=True)
+        try:
+            rows = [row[0] for row in connection.execute("PRAGMA integrity_check").fetchall()]
+            tables = connection.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        return "does not open as SQLite: %s" % exc
+    if rows != ["ok"]:
+        return "integrity_check: %s" % "; ".join(str(r) for r in rows[:5])
+    if not tables:
+        return "opens but holds no table"
+    return ""

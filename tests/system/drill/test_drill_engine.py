@@ -133,3 +133,26 @@ def test_recovery_point_choices_are_reproducible() -> None:
     assert choose_point(points, {"choice": "latest"}, now).id == "p00"
     assert sample_items(list("abcdefghij"), {"mode": "percent", "percent": 20}, 1) == \
         sample_items(list("abcdefghij"), {"mode": "percent", "percent": 20}, 1)
+
+
+def test_application_layer_opens_restored_sqlite_databases(tmp_path: Path) -> None:
+    import sqlite3
+
+    source = make_source(tmp_path / "src", files=3)
+    good, bad = source.data / "good.db", source.data / "bad.db"
+    for path in (good, bad):
+        with sqlite3.connect(path) as connection:
+            connection.execute("create table orders (id integer primary key, item text)")
+            connection.executemany("insert into orders (item) values (?)", [("x" * 200,)] * 500)
+        connection.close()
+    with open(bad, "r+b") as handle:  # keep the header, wreck the pages
+        handle.seek(4096)
+        handle.write(b"\xff" * 16384)
+    source.backup()
+    profile = {"type": "sqlite", "sqlite": {"databases": [str(good)]}}
+    record = source.drill(tmp_path / "sb", checks=["application"], application=profile)
+    assert layer(record, "application")["status"] == "ok", record
+    profile["sqlite"]["databases"].append(str(bad))
+    record = source.drill(tmp_path / "sb", checks=["application"], application=profile)
+    message = layer(record, "application")["message"]
+    assert record["result"] == "failed" and message.startswith("%s: " % bad), message
