@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+import collection_path  # noqa: F401  pylint: disable=unused-import  # ansible_collections.restorable.backup, one root
+
 pytest_plugins = ["fleet.plugin"]
 RESTIC_PASSWORD = "system-test-restic-password-0d6f"
 S3_ACCESS_KEY = "AKIASYSTEMTEST0001"

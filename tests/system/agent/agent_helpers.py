@@ -10,30 +10,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
-
-def _make_collection_importable() -> None:
-    # The tests import the engine as Ansible modules do:
-    # ansible_collections.restorable.backup.plugins.module_utils...
-    parents = REPO_ROOT.parents
-    if REPO_ROOT.parent.name == "restorable" and parents[1].name == "ansible_collections":
-        root = str(parents[2])
-    else:
-        root = tempfile.mkdtemp(prefix="restorable-collection-")
-        link = Path(root, "ansible_collections", "restorable")
-        link.mkdir(parents=True)
-        (link / "backup").symlink_to(REPO_ROOT)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-
-
-_make_collection_importable()
+# Makes ansible_collections.restorable.backup importable (this checkout).
+import collection_path  # noqa: F401,E402  pylint: disable=unused-import
 
 from ansible_collections.restorable.backup.plugins.module_utils.agent.standalone import (  # noqa: E402
     PACKAGE_NAME)

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,28 +20,11 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parents[2]
 RUNNER = HERE / "freeze_runner.py"
 GUARD_SECONDS = 60.0
 
 
-def _collections_root() -> str:
-    """A directory from which ansible_collections.restorable.backup imports this checkout."""
-    parents = REPO_ROOT.parents
-    if REPO_ROOT.parent.name == "restorable" and parents[1].name == "ansible_collections":
-        return str(parents[2])
-    if (REPO_ROOT / "collections" / "ansible_collections" / "restorable" / "backup").exists():
-        return str(REPO_ROOT / "collections")
-    root = tempfile.mkdtemp(prefix="restorable-collection-")
-    link = Path(root, "ansible_collections", "restorable")
-    link.mkdir(parents=True)
-    (link / "backup").symlink_to(REPO_ROOT)
-    return root
-
-
-COLLECTIONS = _collections_root()
-if COLLECTIONS not in sys.path:
-    sys.path.insert(0, COLLECTIONS)
+from collection_path import COLLECTIONS  # noqa: E402
 
 WRITER = r"""
 import os, sys

@@ -13,14 +13,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 PG_ROLE = "backup"
 PG_PASSWORD = "pg-backup-secret-5b1f9e7a2c"
@@ -30,19 +28,8 @@ APP_DB = "app"
 
 
 def make_collection_importable() -> None:
-    """Import the collection as Ansible does: ansible_collections.restorable.backup...."""
-    parents = REPO_ROOT.parents
-    if REPO_ROOT.parent.name == "restorable" and parents[1].name == "ansible_collections":
-        root = str(parents[2])
-    elif (REPO_ROOT / "collections" / "ansible_collections" / "restorable" / "backup").is_dir():
-        root = str(REPO_ROOT / "collections")  # the checkout's own symlink back to itself
-    else:
-        root = tempfile.mkdtemp(prefix="restorable-collection-")
-        link = Path(root, "ansible_collections", "restorable")
-        link.mkdir(parents=True)
-        (link / "backup").symlink_to(REPO_ROOT)
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    """ansible_collections.restorable.backup imports this checkout (see collection_path)."""
+    import collection_path  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
 
 
 def free_port() -> int:
