@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .calendar_event import CalendarError, largest_gap_minutes
 from ...module_utils.common.durations import parse_duration
@@ -29,8 +30,7 @@ class ComplianceScore:
         return {"score": self.score, "met": self.met, "missing": self.missing}
 
 
-@dataclass(frozen=True)
-class _Copy:
+class _Copy(NamedTuple):  # a tuple: made for every dataset of a fleet, it must be cheap
     media: str
     offsite: bool
     immutable_or_offline: bool
