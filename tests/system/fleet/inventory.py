@@ -12,7 +12,6 @@ from typing import Any, Protocol
 import yaml
 
 REPO = Path(__file__).resolve().parents[3]
-PROBE_VENV = Path("/tmp/probe-venv")
 
 
 class InventoryHost(Protocol):
@@ -53,9 +52,9 @@ def write_inventory(path: Path, groups: Mapping[str, Iterable[InventoryHost]] | 
 
 
 def ansible_bin(name: str = "ansible") -> Path:
-    """An Ansible executable: the repository's .venv, else the probe venv, else the one beside
-    the running Python, else PATH."""
-    candidates = [REPO / ".venv/bin" / name, PROBE_VENV / "bin" / name,
+    """An Ansible executable: the repository's .venv, else the one beside the running Python,
+    else PATH."""
+    candidates = [REPO / ".venv/bin" / name,
                   Path(sys.executable).parent / name]
     for candidate in candidates:
         if os.access(candidate, os.X_OK):
