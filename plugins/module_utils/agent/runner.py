@@ -88,7 +88,7 @@ class RunResult:
     hooks: list[dict[str, Any]] = field(default_factory=list)
     unlocked_stale_locks: bool = False
     warnings: list[str] = field(default_factory=list)
-    consistency: dict[str, Any] | None = None  # profile, consistent, reason
+    consistency: dict[str, Any] | None = None  # profile, consistent, reason, seconds
     streams: list[dict[str, Any]] = field(default_factory=list)  # one snapshot per dump stream
     pid: int = field(default_factory=os.getpid)
 
@@ -309,7 +309,7 @@ class BackupRunner:
                 part["password"] = read_secret_file(part.pop("password_file"), "%s password file" % section)
                 self.redact.add(part["password"])
                 settings[section] = part
-        result.consistency = {"profile": settings["type"], "consistent": True, "reason": ""}
+        result.consistency = {"profile": settings["type"], "consistent": True, "reason": "", "seconds": 0.0}
         staging = os.path.join(self.config.status_dir, "staging", self.config.dataset)
         try:
             return profile_from_config(settings, staging, status_dir=self.config.status_dir)
@@ -326,11 +326,19 @@ class BackupRunner:
     def _consistent_files(self, profile: ConsistencyProfile | None, result: RunResult) -> list[str]:
         if profile is None:
             return []
+        began = self.monotonic()
         try:
             return profile.prepare_files()
         except QuiesceFailed as exc:
             self._quiesce_failed(result, profile, self.redact(str(exc)))
             return []
+        finally:
+            self._add_window(result, began)
+
+    def _add_window(self, result: RunResult, began: float) -> None:
+        """Time spent making consistent copies (an online backup holding its read lock, a dump
+        running in its snapshot): recorded for every run, as snapshot tiers record freezes."""
+        result.consistency["seconds"] = round(result.consistency.get("seconds", 0.0) + self.monotonic() - began, 3)
 
     def _back_up_streams(self, profile: ConsistencyProfile | None, repo: ResticRepository, tags: list[str],
                          result: RunResult) -> None:
@@ -344,6 +352,7 @@ class BackupRunner:
             return
         for stream in streams:
             log.info("backing up stream %s", stream.name)
+            began = self.monotonic()
             try:
                 summary = repo.backup_stream(stream.name, stream.argv, stream.env, self.config.host,
                                              tags + ["stream:%s" % stream.name], timeout=self._time_left())
@@ -352,6 +361,8 @@ class BackupRunner:
                     raise
                 self._quiesce_failed(result, profile, str(exc))
                 return
+            finally:
+                self._add_window(result, began)
             result.streams.append({"name": stream.name, "snapshot_id": summary.snapshot_id,
                                    "bytes_processed": summary.total_bytes_processed, "bytes_added": summary.data_added})
 

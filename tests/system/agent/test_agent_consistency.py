@@ -51,7 +51,9 @@ def test_sqlite_copy_under_writes_is_consistent(agent, restic_local_repo, databa
         writer.join()
     assert run.returncode == 0, run
     status = agent.status("appdb")
-    assert status["consistency"] == {"profile": "sqlite", "consistent": True, "reason": ""}
+    consistency = status["consistency"]
+    assert (consistency["profile"], consistency["consistent"], consistency["reason"]) == ("sqlite", True, "")
+    assert 0 < consistency["seconds"] < status["duration_seconds"]  # the online backup's window
 
     snapshot = restic_snapshots(repo.env(), str(repo.path), "--tag", "dataset:appdb")[-1]
     restored = tmp_path / "restored"

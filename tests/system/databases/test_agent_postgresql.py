@@ -72,7 +72,9 @@ def test_apply_and_backup_stream_pg_dump_into_restic(pg_source, pg_write_load, p
 
     status = json.loads((root / "hostroot/var/lib/restorable/db.json").read_text())
     assert status["result"] == "success", status
-    assert status["consistency"] == {"profile": "postgresql", "consistent": True, "reason": ""}
+    consistency = status["consistency"]
+    assert (consistency["profile"], consistency["consistent"], consistency["reason"]) == ("postgresql", True, "")
+    assert 0 < consistency["seconds"] < status["duration_seconds"]  # the dumps' window
     streams = {s["name"]: s for s in status["streams"]}
     assert {"postgresql/globals.sql", "postgresql/app.dump"} <= set(streams)
 
