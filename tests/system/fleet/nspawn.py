@@ -18,12 +18,11 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from .sshd import PYTHON, FleetError, SshClient, _tail, terminate, wait_for_ssh
+from .sshd import FleetError, SshClient, SshReachable, _tail, terminate, wait_for_ssh
 
 REPO = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO / "scripts" / "build-nspawn-image"
@@ -152,7 +151,7 @@ def _free_link_network() -> ipaddress.IPv4Network:
 
 
 @dataclass(eq=False)
-class SystemdHost:
+class SystemdHost(SshReachable):
     """A booted container with systemd as PID 1, sshd on port 22 of ``address``."""
 
     name: str
@@ -260,24 +259,6 @@ class SystemdHost:
         keys.chmod(0o600)
         (root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
         (root / "etc/hostname").write_text(self.name + "\n")
-
-    def run(self, cmd: str | Sequence[str], *, check: bool = True,
-            timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-        """Run a command on the container as root over SSH."""
-        return self.client.run(self.address, self.port, cmd, check=check, timeout=timeout)
-
-    def reachable(self, timeout: float = 5.0) -> bool:
-        return self.client.can_login(self.address, self.port, timeout)
-
-    def inventory_vars(self) -> dict[str, Any]:
-        return {
-            "ansible_host": self.address,
-            "ansible_port": self.port,
-            "ansible_user": "root",
-            "ansible_ssh_private_key_file": str(self.client.key.private),
-            "ansible_python_interpreter": PYTHON,
-            "ansible_ssh_common_args": self.client.common_args(),
-        }
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Power off (nspawn turns SIGTERM into a clean shutdown), SIGKILL after ``timeout``,

@@ -255,8 +255,35 @@ SetEnv FLEET_HOST={name} FLEET_DATA_DIR={data_dir}
 """
 
 
+class SshReachable:
+    """What every fleet host offers once its sshd answers: commands as root and an inventory
+    entry. Hosts provide address, port and client."""
+
+    address: str
+    port: int
+    client: SshClient
+
+    def run(self, cmd: str | Sequence[str], *, check: bool = True,
+            timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        """Run a command on the host as root over SSH."""
+        return self.client.run(self.address, self.port, cmd, check=check, timeout=timeout)
+
+    def reachable(self, timeout: float = 5.0) -> bool:
+        return self.client.can_login(self.address, self.port, timeout)
+
+    def inventory_vars(self) -> dict[str, Any]:
+        return {
+            "ansible_host": self.address,
+            "ansible_port": self.port,
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(self.client.key.private),
+            "ansible_python_interpreter": PYTHON,
+            "ansible_ssh_common_args": self.client.common_args(),
+        }
+
+
 @dataclass(eq=False)
-class SshdHost:
+class SshdHost(SshReachable):
     """One simulated host: an sshd on its own loopback address with its own key and data_dir."""
 
     name: str
@@ -344,24 +371,8 @@ class SshdHost:
             terminate(self.process)
             self.process = None
 
-    def run(self, cmd: str | Sequence[str], *, check: bool = True,
-            timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-        """Run a command on this host as root over SSH."""
-        return self.client.run(self.address, self.port, cmd, check=check, timeout=timeout)
-
-    def reachable(self, timeout: float = 5.0) -> bool:
-        return self.client.can_login(self.address, self.port, timeout)
-
     def inventory_vars(self) -> dict[str, Any]:
-        return {
-            "ansible_host": self.address,
-            "ansible_port": self.port,
-            "ansible_user": "root",
-            "ansible_ssh_private_key_file": str(self.client.key.private),
-            "ansible_python_interpreter": PYTHON,
-            "ansible_ssh_common_args": self.client.common_args(),
-            "fleet_data_dir": str(self.data_dir),
-        }
+        return dict(super().inventory_vars(), fleet_data_dir=str(self.data_dir))
 
 
 def _read_from(path: Path, offset: int) -> str:
