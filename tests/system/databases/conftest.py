@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import db_helpers
-from db_helpers import (APP_DB, MARIADB_PASSWORD, MARIADB_USER, PG_PASSWORD, PG_ROLE, MariaDBServer, PgCluster,
+from db_helpers import (APP_DB, MARIADB_PASSWORD, MARIADB_USER, PG_PASSWORD, PG_ROLE, MariaDBServer, PgCluster, Sandboxes,
                         WriteLoad, chown_tree, mariadb_install, mariadb_start, pg_env, pg_initdb, pg_start,
                         rmtree_quiet, shared_tmpdir)
 
@@ -80,12 +80,10 @@ def pg_sandbox():
     Without datadir a fresh cluster is initialised; with one (a restored copy) it is started as is.
     Every sandbox is stopped by PID and removed after the test.
     """
-    started = []
-    roots = []
+    sandboxes = Sandboxes("restorable-pg-sandbox-")
 
     def start(datadir: Path | None = None, settings: dict | None = None) -> PgCluster:
-        root = shared_tmpdir("restorable-pg-sandbox-")
-        roots.append(root)
+        root = sandboxes.new_root()
         if datadir is None:
             datadir = root / "data"
             chown_tree(root, "postgres")
@@ -95,20 +93,12 @@ def pg_sandbox():
             chown_tree(datadir, "postgres")
             os.chmod(datadir, 0o700)
         cluster = pg_start(root, datadir, settings)
-        started.append(cluster)
+        sandboxes.servers.append(cluster)
         return cluster
 
-    def new_root() -> Path:
-        root = shared_tmpdir("restorable-pg-restore-")
-        roots.append(root)
-        return root
-
-    start.new_root = new_root
+    start.new_root = sandboxes.new_root
     yield start
-    for cluster in started:
-        cluster.stop()
-    for root in roots:
-        rmtree_quiet(root)
+    sandboxes.close()
 
 
 @dataclass
@@ -144,27 +134,17 @@ def mariadb_source():
 @pytest.fixture
 def mariadb_sandbox():
     """start(datadir) -> MariaDBServer on a prepared copy, on another port and socket."""
-    started = []
-    roots = []
+    sandboxes = Sandboxes("restorable-mariadb-sandbox-")
 
     def start(datadir: Path) -> MariaDBServer:
-        root = datadir.parent
-        chown_tree(root, "mysql")
-        server = mariadb_start(root, datadir)
-        started.append(server)
+        chown_tree(datadir.parent, "mysql")
+        server = mariadb_start(datadir.parent, datadir)
+        sandboxes.servers.append(server)
         return server
 
-    def new_root() -> Path:
-        root = shared_tmpdir("restorable-mariadb-sandbox-")
-        roots.append(root)
-        return root
-
-    start.new_root = new_root
+    start.new_root = sandboxes.new_root
     yield start
-    for server in started:
-        server.stop()
-    for root in roots:
-        rmtree_quiet(root)
+    sandboxes.close()
 
 
 @pytest.fixture

@@ -342,3 +342,23 @@ class ArgvWatcher:
 
 def rmtree_quiet(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+class Sandboxes:
+    """The restore targets one test made: every server stopped by PID, every directory removed."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.servers: list = []
+        self.roots: list = []
+
+    def new_root(self) -> Path:
+        root = shared_tmpdir(self.prefix)
+        self.roots.append(root)
+        return root
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.stop()
+        for root in self.roots:
+            rmtree_quiet(root)
