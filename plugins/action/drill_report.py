@@ -9,7 +9,7 @@ import os
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.restorable.backup.plugins.plugin_utils.drill_report import records_from_results, write_evidence
+from ansible_collections.restorable.backup.plugins.module_utils.drill.report import records_from_results, write_evidence
 from ansible_collections.restorable.backup.plugins.plugin_utils.inventory_policy import plain
 
 DEFAULT_DIR = "drill-evidence"

@@ -23,7 +23,7 @@ requirements:
 
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.restorable.backup.plugins.plugin_utils.drill_report import summary_lines
+from ansible_collections.restorable.backup.plugins.module_utils.drill.report import summary_lines
 
 DRILL_ACTIONS = frozenset(("restorable.backup.drill", "drill"))
 

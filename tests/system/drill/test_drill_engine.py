@@ -11,7 +11,7 @@ from drill_helpers import Source, make_source
 
 from ansible_collections.restorable.backup.plugins.module_utils.drill.engine import (
     RecoveryPoint, choose_point, sample_items)
-from ansible_collections.restorable.backup.plugins.plugin_utils import drill_report
+from ansible_collections.restorable.backup.plugins.module_utils.drill import report as drill_report
 
 
 def layer(record: dict, name: str) -> dict:

@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
-# Private to restorable.backup: the evidence of restore drills, written on the controller.
+# Private to restorable.backup: the evidence of restore drills, written on the controller by
+# the drill_report action and on a drill host by its scheduled drill job (one implementation).
 #
 # Every drill record is appended to a ledger (JSON lines, one record a line, never rewritten),
 # and each run writes, for its records: JUnit XML (one testcase per dataset drill, one failure
@@ -13,6 +14,8 @@ import json
 import os
 import xml.etree.ElementTree as ET
 from typing import Any, Iterable, Sequence
+
+from ..common.fileio import atomic_write
 
 LEDGER = "ledger.jsonl"
 JUNIT = "junit.xml"
@@ -274,13 +277,6 @@ def summary_lines(records: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _atomic(path: str, text: str) -> None:
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
-
-
 def write_evidence(directory: str, records: Sequence[dict[str, Any]],
                    now: datetime.datetime | None = None) -> dict[str, Any]:
     """Append records to the ledger and write this run's JUnit, HTML and Markdown reports."""
@@ -291,9 +287,9 @@ def write_evidence(directory: str, records: Sequence[dict[str, Any]],
     history = read_ledger(ledger)
     paths = {"ledger": ledger, "junit": os.path.join(directory, JUNIT), "html": os.path.join(directory, HTML),
              "markdown": os.path.join(directory, MARKDOWN)}
-    _atomic(paths["junit"], '<?xml version="1.0" encoding="UTF-8"?>\n' + junit_xml(records) + "\n")
-    _atomic(paths["html"], html_report(records, history, generated))
-    _atomic(paths["markdown"], markdown_report(records, history, generated))
+    atomic_write(paths["junit"], '<?xml version="1.0" encoding="UTF-8"?>\n' + junit_xml(records) + "\n")
+    atomic_write(paths["html"], html_report(records, history, generated))
+    atomic_write(paths["markdown"], markdown_report(records, history, generated))
     paths["failed_drills"] = sum(1 for r in records if r.get("result") == "failed")
     paths["records"] = len(records)
     paths["summary"] = summary_lines(records)
