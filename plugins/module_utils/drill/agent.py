@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Private to restorable.backup: the agent tier's restore driver (restic).
 # Points are the dataset's snapshots (tag dataset:<job>, the source host); the restore is
-# `restic restore <id> --target <dir> --verify` (with --include per sampled file); layers are
+# `restic restore <id> --target <dir> --verify` (with --include per sampled file), whose restore
+# time alone is the RTO (restic times its verification); layers are
 # integrity (`restic check --read-data-subset`), freshness (the canary the backup wrote) and
 # content (restic's own verification of every restored file against the repository).
 from __future__ import annotations
@@ -21,7 +22,17 @@ DATASET_TAG_PREFIX = "dataset:"
 STREAM_TAG_PREFIX = "stream:"
 _PACK_RES = (re.compile(r"want ([0-9a-f]{64})"), re.compile(r"\bpack ([0-9a-f]{8,64})\b", re.I),
              re.compile(r"\bdata/[0-9a-f]{2}/([0-9a-f]{64})\b"))
-_VERIFY_RE = re.compile(r"finished verifying (\d+) files", re.I)
+_VERIFY_RE = re.compile(r"finished verifying (\d+) files.*\(took ([0-9a-zµ.]+)\)", re.I)
+_GO_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|m|s|us|µs|ns)")
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def go_duration_seconds(text: str) -> float | None:
+    """Seconds of a Go duration as restic prints it ("1m2.5s", "26ms"); None when it is not one."""
+    parts = _GO_DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        return None
+    return sum(float(number) * _GO_UNITS[unit] for number, unit in parts)
 
 
 def _glob_escape(path: str) -> str:
@@ -57,6 +68,7 @@ class AgentRestoreDriver(RestoreDriver):
         self.sample_seed = sample_seed
         self.timeout = timeout
         self.verified_files: int | None = None
+        self.verify_seconds: float | None = None
         self.verify_output = ""
 
     def points(self) -> list[RecoveryPoint]:
@@ -120,6 +132,11 @@ class AgentRestoreDriver(RestoreDriver):
         self.verified_files = int(match.group(1)) if match else None
         if not result.ok:
             raise DrillError(self.repo.error("restore", result, self.timeout).message)
+        # restic verifies after restoring, in the same command, and times the verification
+        # itself: the RTO is the restore alone, the verification belongs to the content layer.
+        self.verify_seconds = go_duration_seconds(match.group(2)) if match else None
+        if self.verify_seconds is not None:
+            stats.seconds = max(0.0, result.duration - self.verify_seconds)
         return stats
 
     # -- layers -------------------------------------------------------------------------------
@@ -189,7 +206,7 @@ class AgentRestoreDriver(RestoreDriver):
             return Layer("content", FAILED, "restic verified %d file(s) with errors: %s" % (
                 self.verified_files, "; ".join(problems[:5])), details={"verified_files": self.verified_files})
         return Layer("content", OK, "restic verified %d restored file(s) against the repository" % self.verified_files,
-                     details={"verified_files": self.verified_files})
+                     self.verify_seconds or 0.0, details={"verified_files": self.verified_files})
 
     # -- application --------------------------------------------------------------------------
 
