@@ -23,6 +23,10 @@ one that fits it, and a profile implements the ones that make sense for its appl
     the freeze outlives ``max_freeze`` or the runner dies (SIGKILL). The returned record holds
     the measured freeze window. Profiles that cannot freeze raise :class:`QuiesceFailed`.
 
+``complete_snapshot(snapshots, record)``
+    Snapshot tiers, after ``frozen()``: writes into the still writable snapshots what a restore
+    needs (PostgreSQL: backup_label and the WAL of the backup). Default: nothing.
+
 Profiles that freeze implement the two template methods :meth:`ConsistencyProfile.quiesce` and
 :meth:`ConsistencyProfile.release` and inherit ``frozen()``:
 
@@ -170,6 +174,13 @@ class ConsistencyProfile(abc.ABC):
 
     def release(self) -> None:
         """Undo quiesce (also a partial one); raise QuiesceFailed if that failed."""
+
+    def complete_snapshot(self, snapshots: dict[str, str], record: FreezeRecord) -> None:
+        """Add what a restore needs to the still writable snapshots (volume -> snapshot path).
+
+        Called after frozen() returned, before the snapshots are sealed read-only; raises
+        QuiesceFailed when the snapshots cannot be made restorable. Default: nothing to add.
+        """
 
     def watchdog_log_path(self) -> str | None:
         """Where the watchdog logs (the status directory)."""

@@ -38,6 +38,7 @@ import collections
 import json
 import os
 import pwd
+import re
 import select
 import shutil
 import signal
@@ -45,7 +46,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, BinaryIO, Callable, TypeVar
 
 from ..common.process import base_env, run_command
 from .base import ConsistencyProfile, FreezeRecord, QuiesceFailed, StreamSource
@@ -75,6 +76,11 @@ ARCHIVED_MARKER = "__RESTORABLE_ARCHIVED__"
 CHECKPOINT_MARKER = "__RESTORABLE_CHECKPOINT__"
 DEFAULT_ARCHIVE_WAIT = 300.0
 WAL_NAME_LENGTH = 24
+START_WAL_RE = re.compile(r"^START WAL LOCATION: .*\(file ([0-9A-F]{24})\)\s*$", re.M)
+# Files of the running server a restored copy must not have (pg_basebackup leaves them out too):
+# a postmaster.pid naming a live process stops the copy from starting.
+SNAPSHOT_EXCLUDED = ("postmaster.pid", "postmaster.opts")
+DATA_DIRECTORY_DEPTH = 3  # how deep below a volume's root complete_snapshot looks for PG_VERSION
 STDERR_TAIL = 16 * 1024
 _EOF = object()  # what _read_line returns at the end of the client's output
 
@@ -338,6 +344,74 @@ def restore_files(label: str) -> dict[str, str]:
     return files
 
 
+def wal_segments(start_file: str, stop_file: str, segment_size: int) -> list[str]:
+    """WAL file names from start_file to stop_file inclusive (one timeline), for a segment size."""
+    if segment_size <= 0 or segment_size & (segment_size - 1) or segment_size > 0x100000000:
+        raise QuiesceFailed("WAL segment size %d is not a power of two up to 4 GiB" % segment_size)
+    per_log = 0x100000000 // segment_size
+    try:
+        start, stop = [(int(name[:8], 16), int(name[8:16], 16) * per_log + int(name[16:24], 16))
+                       for name in (start_file, stop_file)]
+    except ValueError:
+        raise QuiesceFailed("%r or %r is not a WAL file name" % (start_file, stop_file)) from None
+    if len(start_file) != WAL_NAME_LENGTH or len(stop_file) != WAL_NAME_LENGTH or start[0] != stop[0] or stop[1] < start[1]:
+        raise QuiesceFailed("cannot list the WAL from %s to %s (not one timeline, or backwards)" % (start_file, stop_file))
+    return ["%08X%08X%08X" % (start[0], number // per_log, number % per_log) for number in range(start[1], stop[1] + 1)]
+
+
+def start_wal_file(backup_label: str) -> str:
+    """The WAL file of `START WAL LOCATION: 0/5000028 (file 000000010000000000000005)`."""
+    match = START_WAL_RE.search(backup_label)
+    if not match:
+        raise QuiesceFailed("the backup label names no start WAL file")
+    return match.group(1)
+
+
+def is_data_directory(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "PG_VERSION")) and os.path.isfile(os.path.join(path, "global", "pg_control"))
+
+
+def find_data_directories(root: str, depth: int = DATA_DIRECTORY_DEPTH) -> list[str]:
+    """Paths (relative to root, "." for root) of PostgreSQL data directories, depth levels deep at most."""
+    found = []
+    level = ["."]
+    for _level in range(depth + 1):
+        deeper = []
+        for relative in level:
+            path = os.path.normpath(os.path.join(root, relative))
+            if is_data_directory(path):
+                found.append(relative)
+                continue
+            try:
+                with os.scandir(path) as entries:
+                    deeper += [os.path.join(relative, entry.name) for entry in entries
+                               if entry.is_dir(follow_symlinks=False)]
+            except OSError:
+                continue
+        level = deeper
+    return sorted(os.path.normpath(relative) for relative in found)
+
+
+def write_owned_file(path: str, data: bytes | BinaryIO, owner: os.stat_result) -> None:
+    """Replace path by a 0600 file with data (bytes or a file to copy), owned like owner (the server's OS user)."""
+    tmp = path + ".restorable-tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if isinstance(data, bytes):
+                handle.write(data)
+            else:
+                shutil.copyfileobj(data, handle, 1024 * 1024)
+            os.fchown(handle.fileno(), owner.st_uid, owner.st_gid)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 class PostgreSQLProfile(ConsistencyProfile):
     """type: postgresql (see the module docstring)."""
 
@@ -357,6 +431,7 @@ class PostgreSQLProfile(ConsistencyProfile):
         self.label_text = settings.get("label") or DEFAULT_LABEL
         self.bindir = settings.get("bindir") or None
         self.archive_wait = float(settings.get("archive_wait") or DEFAULT_ARCHIVE_WAIT)
+        self.data_directory = os.path.normpath(settings["data_directory"]) if settings.get("data_directory") else None
         self.redactor.add(self.password)
         self._secret_dir: str | None = None
         self._session: SqlSession | None = None
@@ -487,6 +562,71 @@ class PostgreSQLProfile(ConsistencyProfile):
             if self._session is not None:
                 self._session.kill()
                 self._session = None
+
+    def complete_snapshot(self, snapshots: dict[str, str], record: FreezeRecord) -> None:
+        """Make the data directory's snapshot restorable on its own, without a WAL archive.
+
+        The WAL from the backup's start segment to its stop segment is copied from the live
+        pg_wal into the snapshot's, then backup_label (and tablespace_map) are written, last, so
+        that a failure never leaves a label without its WAL; postmaster.pid goes. A copy of the
+        snapshot then starts anywhere and replays to the consistent stop point.
+        """
+        if record.label is None:
+            return  # backup mode never ended properly: a crash-consistent snapshot, nothing to add
+        files = restore_files(record.label)
+        stopped = json.loads(record.label)
+        if not stopped.get("stop_wal_file"):
+            raise QuiesceFailed("pg_backup_stop named no stop WAL file (a standby): snapshots of standbys "
+                                "need the WAL archive to be restored")
+        live, snapshot = self.snapshot_data_directory(snapshots)
+        target_wal = os.path.join(snapshot, "pg_wal")
+        if os.path.islink(target_wal) or not os.path.isdir(target_wal):
+            raise QuiesceFailed("%s is a symbolic link or missing: put pg_wal inside the data directory's "
+                                "volume to make its snapshot restorable" % target_wal)
+        owner = os.stat(snapshot)
+        try:
+            self._copy_wal(os.path.join(live, "pg_wal"), target_wal, start_wal_file(files["backup_label"]),
+                           stopped["stop_wal_file"], owner)
+            for name in SNAPSHOT_EXCLUDED:
+                if os.path.lexists(os.path.join(snapshot, name)):
+                    os.unlink(os.path.join(snapshot, name))
+            for name, text in files.items():
+                write_owned_file(os.path.join(snapshot, name), text.encode("utf-8"), owner)
+        except OSError as exc:
+            raise QuiesceFailed("cannot complete the snapshot %s: %s" % (snapshot, exc)) from None
+
+    def snapshot_data_directory(self, snapshots: dict[str, str]) -> tuple[str, str]:
+        """(live, snapshot) path of the data directory: data_directory, else the only one found."""
+        found = []
+        for volume, snapshot in snapshots.items():
+            if self.data_directory is not None:
+                if self.data_directory == volume or self.data_directory.startswith(volume.rstrip("/") + "/"):
+                    found.append((volume, snapshot, os.path.relpath(self.data_directory, volume)))
+                continue
+            found += [(volume, snapshot, relative) for relative in find_data_directories(snapshot)]
+        if len(found) != 1:
+            where = self.data_directory or "%d level(s) below the volumes" % DATA_DIRECTORY_DEPTH
+            raise QuiesceFailed("expected one PostgreSQL data directory in the snapshots (%s), found %d: "
+                                "set postgresql.data_directory" % (where, len(found)))
+        volume, snapshot, relative = found[0]
+        return os.path.normpath(os.path.join(volume, relative)), os.path.normpath(os.path.join(snapshot, relative))
+
+    @staticmethod
+    def _copy_wal(live_wal: str, target_wal: str, start_file: str, stop_file: str, owner: os.stat_result) -> None:
+        try:
+            segment_size = os.stat(os.path.join(live_wal, start_file)).st_size
+        except FileNotFoundError:
+            raise QuiesceFailed("WAL segment %s, where the backup starts, is gone from %s (recycled by a "
+                                "checkpoint): the snapshot cannot be made restorable" % (start_file, live_wal)) from None
+        for name in wal_segments(start_file, stop_file, segment_size):
+            try:
+                source = open(os.path.join(live_wal, name), "rb")  # pylint: disable=consider-using-with
+            except FileNotFoundError:
+                raise QuiesceFailed("WAL segment %s (between the backup's start %s and stop %s) is gone from %s: "
+                                    "the snapshot cannot be made restorable" % (name, start_file, stop_file,
+                                                                                live_wal)) from None
+            with source:
+                write_owned_file(os.path.join(target_wal, name), source, owner)
 
     def _open_session(self) -> None:
         session = SqlSession(self.psql_argv(), self.client_env(), "the PostgreSQL backup session (psql)",
