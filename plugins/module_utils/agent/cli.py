@@ -3,6 +3,7 @@
 #   python3 -m restorable_agent run --config /etc/restorable/www.json [--delay N] [--quiet]
 #   python3 -m restorable_agent status --config /etc/restorable/www.json
 #   python3 -m restorable_agent init --config /etc/restorable/www.json
+#   python3 -m restorable_agent drill --config /etc/restorable/drills/web01-weekly.json [--quiet]
 # Expected failures print one clear line on stderr and exit non-zero; no tracebacks.
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Sequence
 
 from ..common.fileio import read_json
 from ..common.process import SecretFileError, read_env_file, read_secret_file
+from ..drill.cli import run_drill_config
 from .config import ConfigError, load_job_config
 from .restic import ResticError, ResticRepository
 from .runner import EXIT_CODES, BackupRunner, RunOptions, install_signal_handlers
@@ -36,11 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--config", required=True, help="job configuration file (JSON)")
     init = commands.add_parser("init", help="create the repository unless it exists")
     init.add_argument("--config", required=True, help="job configuration file (JSON)")
+    drill = commands.add_parser("drill", help="run a scheduled restore drill and keep its evidence on this host")
+    drill.add_argument("--config", required=True, help="drill configuration file (JSON)")
+    drill.add_argument("--quiet", action="store_true", help="print nothing but errors (cron)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "drill":
+        logging.basicConfig(level=logging.ERROR if args.quiet else logging.INFO, stream=sys.stderr,
+                            format="restorable-drill: %(message)s")
+        return run_drill_config(args.config, args.quiet)
     try:
         config = load_job_config(args.config)
     except ConfigError as exc:

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Private to restorable.backup: the agent as a standalone program on the host.
-# The job module copies this package and ../common to <install_dir>/restorable_agent/ and the
-# timer runs `python3 -m restorable_agent run --config FILE`. Sources are read through the
+# The job and drill_schedule modules copy this package, ../common, ../consistency and ../drill
+# to <install_dir>/restorable_agent/; timers run `python3 -m restorable_agent run --config FILE`
+# (a backup) or `... drill --config FILE` (a scheduled restore drill). Sources are read through the
 # module loaders, so this also works from inside an AnsiballZ zip. Every module is imported
 # here explicitly: that is also what makes Ansible ship all of them with a module.
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from ..common import durations, fileio, locks, process
 from ..common.fileio import atomic_write
 from ..consistency import base, custom, fsfreeze, mariadb, postgresql, sqlite, watchdog
+from ..drill import cli as drill_cli  # imports every other drill module the job needs
 from . import cli, config, gate, hooks, restic, runner, status, units
 from .units import DEFAULT_INSTALL_DIR, PACKAGE_NAME
 
@@ -21,6 +23,7 @@ _TOP_INIT = """# -*- coding: utf-8 -*-
 """
 _TOP_MAIN = """# -*- coding: utf-8 -*-
 # python3 -m restorable_agent run --config /etc/restorable/DATASET.json
+# python3 -m restorable_agent drill --config /etc/restorable/drills/NAME.json
 from .agent.cli import main
 
 raise SystemExit(main())
@@ -32,12 +35,19 @@ def _shipped() -> dict[str, list[Any]]:
     agent_package = sys.modules[__name__.rsplit(".", 1)[0]]
     common_package = sys.modules[durations.__name__.rsplit(".", 1)[0]]
     this = sys.modules[__name__]
+    drill_package = drill_cli.__name__.rsplit(".", 1)[0]
     return {
         "agent": [agent_package, cli, config, gate, hooks, restic, runner, this, status, units],
         "common": [common_package, durations, fileio, locks, process],
         "consistency": [sys.modules[base.__name__.rsplit(".", 1)[0]], base, custom, fsfreeze, mariadb, postgresql, sqlite,
                         watchdog],
+        "drill": [sys.modules[drill_package]] + _members_of(drill_package),
     }
+
+
+def _members_of(package: str) -> list[Any]:
+    """Every loaded module of a package: what the drill modules import comes along by itself."""
+    return [module for name, module in sorted(sys.modules.items()) if name.startswith(package + ".") and module is not None]
 
 
 def _source(module: Any) -> str:

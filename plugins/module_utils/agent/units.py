@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-# Private to restorable.backup: scheduling the agent job on a host.
+# Private to restorable.backup: scheduling the agent jobs and restore drills on a host.
 # A systemd service + timer pair where systemd runs, a cron.d file elsewhere. Both start
 # the same standalone program; each host's start is spread over the jitter by a stable
 # hash of host and dataset, so a fleet does not hit its repository at the same second.
@@ -15,6 +15,9 @@ DEFAULT_INSTALL_DIR = "/usr/local/lib/restorable"
 DEFAULT_PYTHON = "/usr/bin/python3"
 # Exit codes 75 (deferred) and 76 (locked) are outcomes by design, not unit failures.
 SUCCESS_EXIT_STATUS = "75 76"
+# Drills are not pinned to the second: a few minutes of spread keep drill hosts that serve
+# many sources from starting every restore at once.
+DRILL_RANDOMIZED_DELAY = "5min"
 
 
 def spread_offset(host: str, dataset: str, span_seconds: int) -> int:
@@ -54,20 +57,8 @@ def render_systemd_units(job: AgentJob) -> dict[str, str]:
     """{unit file name: text} for the service and its timer."""
     base = unit_base_name(job.dataset)
     exec_start = " ".join(_systemd_quote(arg) for arg in agent_argv(job))
-    service = "\n".join([
-        "# Managed by restorable.backup (Ansible); changes are overwritten.",
-        "[Unit]",
-        "Description=Restorable backup of dataset %s" % job.dataset,
-        "Wants=network-online.target",
-        "After=network-online.target",
-        "ConditionPathExists=%s" % _systemd_escape(job.config_path),
-        "",
-        "[Service]",
-        "Type=oneshot",
-        "Environment=%s" % _systemd_quote("PYTHONPATH=" + job.install_dir),
-        "WorkingDirectory=/",
-        "UMask=0077",
-        "ExecStart=%s" % exec_start,
+    service = "\n".join(_oneshot_service("Restorable backup of dataset %s" % job.dataset, job.config_path,
+                                          job.install_dir, exec_start) + [
         "SuccessExitStatus=%s" % SUCCESS_EXIT_STATUS,
         # On stop, SIGTERM goes to the runner only: it stops restic with SIGINT (restic then
         # removes its repository lock) and still runs the post hooks; stragglers get SIGKILL.
@@ -95,20 +86,97 @@ def render_systemd_units(job: AgentJob) -> dict[str, str]:
 
 def render_cron_file(job: AgentJob, user: str = "root") -> str:
     """An /etc/cron.d file for hosts without systemd."""
-    argv = " ".join(shlex.quote(a) for a in agent_argv(job, quiet=True))
-    command = "cd / && PYTHONPATH=%s %s" % (shlex.quote(job.install_dir), argv)
+    command = "cd / && PYTHONPATH=%s %s" % (shlex.quote(job.install_dir), " ".join(shlex.quote(a) for a in agent_argv(job, quiet=True)))
+    return _cron_file("backup of dataset %s" % job.dataset, job.calendar, user, command)
+
+
+def _cron_file(what: str, calendar: str, user: str, command: str) -> str:
     return "\n".join([
-        "# Managed by restorable.backup (Ansible): backup of dataset %s; changes are overwritten." % job.dataset,
+        "# Managed by restorable.backup (Ansible): %s; changes are overwritten." % what,
         "SHELL=/bin/sh",
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "%s %s %s" % (calendar_to_cron(job.calendar), user, command.replace("%", "\\%")),
+        "%s %s %s" % (calendar_to_cron(calendar), user, command.replace("%", "\\%")),
         "",
     ])
+
+
+def _oneshot_service(description: str, config_path: str, install_dir: str, exec_start: str) -> list[str]:
+    """The unit and service lines agent jobs and drills share (up to ExecStart)."""
+    return [
+        "# Managed by restorable.backup (Ansible); changes are overwritten.",
+        "[Unit]",
+        "Description=%s" % description,
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "ConditionPathExists=%s" % _systemd_escape(config_path),
+        "",
+        "[Service]",
+        "Type=oneshot",
+        "Environment=%s" % _systemd_quote("PYTHONPATH=" + install_dir),
+        "WorkingDirectory=/",
+        "UMask=0077",
+        "ExecStart=%s" % exec_start,
+    ]
 
 
 def cron_file_name(dataset: str) -> str:
     # cron ignores files in /etc/cron.d whose names contain dots.
     return unit_base_name(dataset)
+
+
+# --- restore drills ----------------------------------------------------------------------------
+
+def drill_unit_base_name(name: str) -> str:
+    return "restorable-drill-%s" % name
+
+
+@dataclass
+class DrillJob:
+    """A scheduled restore drill: its configuration on the drill host and its calendar."""
+
+    name: str
+    config_path: str
+    calendar: str
+    python: str = DEFAULT_PYTHON
+    install_dir: str = DEFAULT_INSTALL_DIR
+
+
+def drill_argv(job: DrillJob, quiet: bool = False) -> list[str]:
+    argv = [job.python, "-m", PACKAGE_NAME, "drill", "--config", job.config_path]
+    if quiet:
+        argv.append("--quiet")
+    return argv
+
+
+def render_drill_systemd_units(job: DrillJob) -> dict[str, str]:
+    """{unit file name: text} for the drill's service and its timer."""
+    base = drill_unit_base_name(job.name)
+    exec_start = " ".join(_systemd_quote(arg) for arg in drill_argv(job))
+    service = "\n".join(_oneshot_service("Restorable restore drill %s" % job.name, job.config_path, job.install_dir, exec_start) + [""])
+    timer = "\n".join([
+        "# Managed by restorable.backup (Ansible); changes are overwritten.",
+        "[Unit]",
+        "Description=Schedule of the restorable restore drill %s" % job.name,
+        "",
+        "[Timer]",
+        "OnCalendar=%s" % job.calendar,
+        "Persistent=true",
+        "RandomizedDelaySec=%s" % DRILL_RANDOMIZED_DELAY,
+        "Unit=%s.service" % base,
+        "",
+        "[Install]",
+        "WantedBy=timers.target",
+        "",
+    ])
+    return {base + ".service": service, base + ".timer": timer}
+
+
+def render_drill_cron_file(job: DrillJob, user: str = "root") -> str:
+    """An /etc/cron.d file for drill hosts without systemd."""
+    argv = " ".join(shlex.quote(a) for a in drill_argv(job, quiet=True))
+    # umask: the evidence written on the drill host stays private, as under systemd's UMask.
+    command = "cd / && umask 077 && PYTHONPATH=%s %s" % (shlex.quote(job.install_dir), argv)
+    return _cron_file("restore drill %s" % job.name, job.calendar, user, command)
 
 
 def _systemd_escape(text: str) -> str:

@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
 # Private to restorable.backup: a drill of one agent dataset from the drill module's
-# parameters. The repository password lives in a private temporary file for the drill's
-# length only; the record never carries a secret.
+# parameters, or from a scheduled drill's configuration on the drill host (the same
+# parameters, with the secrets as private files placed by the drill_schedule module).
+# A password given as a value lives in a private temporary file for the drill's length only;
+# the record never carries a secret.
 from __future__ import annotations
 
 import datetime
@@ -13,7 +15,7 @@ from typing import Any
 
 from ..agent.restic import ResticRepository
 from ..common.durations import parse_duration
-from ..common.process import Redactor
+from ..common.process import Redactor, read_env_file, read_secret_file
 from .agent import AgentRestoreDriver
 from .engine import DrillEngine, DrillSpec, Layer, SandboxRefused, check_sandbox, iso, FAILED, OK
 
@@ -51,12 +53,9 @@ def run_agent_drill(params: dict[str, Any], check_only: bool = False) -> dict[st
     repository = params["repository"]
     secrets_dir = tempfile.mkdtemp(prefix="restorable-drill-")
     try:
-        password_file = os.path.join(secrets_dir, "password")
-        descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(repository["password"])
-        env = {str(k): str(v) for k, v in (repository.get("env") or {}).items()}
-        redactor = Redactor(list(env.values()) + [repository["password"]])
+        password_file, password = _password_file(repository, secrets_dir)
+        env = _environment(repository)
+        redactor = Redactor(list(env.values()) + [password])
         repo = ResticRepository(repository["url"], password_file, env=env, options=repository.get("options") or [],
                                 cache_dir=os.path.join(secrets_dir, "cache"), redactor=redactor)
         recovery = spec.recovery_point
@@ -67,6 +66,23 @@ def run_agent_drill(params: dict[str, Any], check_only: bool = False) -> dict[st
         return DrillEngine(spec, driver).run()
     finally:
         shutil.rmtree(secrets_dir, ignore_errors=True)
+
+
+def _password_file(repository: dict[str, Any], secrets_dir: str) -> tuple[str, str]:
+    """(file restic reads the password from, the password): the placed file, else a private temporary one."""
+    if repository.get("password_file"):
+        return repository["password_file"], read_secret_file(repository["password_file"], "repository password file")
+    password_file = os.path.join(secrets_dir, "password")
+    descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(repository["password"])
+    return password_file, repository["password"]
+
+
+def _environment(repository: dict[str, Any]) -> dict[str, str]:
+    if repository.get("env_file"):
+        return read_env_file(repository["env_file"], "repository environment file")
+    return {str(k): str(v) for k, v in (repository.get("env") or {}).items()}
 
 
 def _check_only(spec: DrillSpec) -> dict[str, Any]:

@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+# Private to restorable.backup: the scheduled restore drill on a drill host.
+#   python3 -m restorable_agent drill --config /etc/restorable/drills/NAME.json [--quiet]
+# The configuration (written 0600 by the drill_schedule module) lists the datasets of one
+# drill of one source host as the drill module's parameters, with every secret as a path to
+# a private file. Each dataset runs through run_agent_drill, the code the drill module runs;
+# the records go to the host's ledger with this run's JUnit, HTML and Markdown reports.
+# Exit status: 0 all passed, 1 a drill failed, 2 unusable configuration, 76 already running.
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from ..common.fileio import read_json
+from ..common.locks import FileLock, LockBusy
+from ..common.process import SecretFileError, check_private_file
+from .engine import DrillError
+from .report import summary_lines, write_evidence
+from .run import run_agent_drill
+
+CONFIG_FORMAT = 1
+EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 1, 2, 76
+_LOG = logging.getLogger("restorable-drill")
+
+
+class DrillConfigError(Exception):
+    pass
+
+
+def load_drill_config(path: str) -> dict[str, Any]:
+    """The drill configuration at path; refused unless private, of this format and complete."""
+    try:
+        check_private_file(path, "drill configuration")
+        document = read_json(path)
+    except (SecretFileError, ValueError) as exc:
+        raise DrillConfigError(str(exc)) from None
+    if not isinstance(document, dict) or document.get("format") != CONFIG_FORMAT:
+        raise DrillConfigError("%s is not a restore drill configuration of format %d" % (path, CONFIG_FORMAT))
+    missing = [k for k in ("name", "evidence_dir", "datasets") if not document.get(k)]
+    if missing:
+        raise DrillConfigError("%s lacks %s" % (path, ", ".join(missing)))
+    return document
+
+
+def drill_dataset(params: dict[str, Any]) -> dict[str, Any]:
+    """The record of one dataset's drill; a drill that cannot even start is a failed record."""
+    params = dict(params)
+    status_file = params.pop("status_file", None)
+    if status_file and os.path.exists(status_file):
+        # Only a drill on its own source host can read the backup's status (canary, snapshot).
+        try:
+            params["status"] = read_json(status_file) or {}
+        except ValueError as exc:
+            _LOG.warning("ignoring the unreadable status %s: %s", status_file, exc)
+    try:
+        return run_agent_drill(params)
+    except (DrillError, SecretFileError, OSError) as exc:
+        message = str(exc)
+    return {"format": 1, "drill": params.get("drill"), "dataset": params.get("dataset"), "tier": "agent",
+            "source_host": params.get("source_host"), "drill_host": params.get("drill_host"),
+            "result": "failed", "reason": message, "started": None, "finished": None, "rto": {}, "rpo": {},
+            "layers": [{"name": "drill", "status": "failed", "message": message, "seconds": 0}]}
+
+
+def run_drill_config(path: str, quiet: bool = False) -> int:
+    try:
+        config = load_drill_config(path)
+    except DrillConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    try:
+        with FileLock(os.path.join(config["evidence_dir"], config["name"] + ".lock")):
+            records = [drill_dataset(params) for params in config["datasets"]]
+            written = write_evidence(config["evidence_dir"], records)
+    except LockBusy as exc:
+        return _fail("drill %s is already running (%s)" % (config["name"], exc), EXIT_LOCKED)
+    if not quiet:
+        _out("\n".join(written["summary"] + ["", "Report: " + written["html"], "JUnit: " + written["junit"]]))
+    if written["failed_drills"]:
+        return _fail("%d of %d dataset drill(s) of %s failed:\n%s" % (
+            written["failed_drills"], written["records"], config["name"], "\n".join(summary_lines(records)[2:])), EXIT_FAILED)
+    return 0
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write("restorable-drill: error: %s\n" % message)
+    return code
+
