@@ -154,6 +154,8 @@ class ConsistencyProfile(abc.ABC):
         # quiesce() may set this (time.monotonic()) when the blocking part begins, after
         # preparations that do not hold the application (a pre-flush); else quiesce's start.
         self.window_started: float | None = None
+        # The record of the last frozen() call, also when it raised: a failed run records its window too.
+        self.last_record: FreezeRecord | None = None
 
     # -- file-level tiers -------------------------------------------------------------------
     def streams(self) -> list[StreamSource]:
@@ -193,7 +195,7 @@ class ConsistencyProfile(abc.ABC):
 
     def frozen(self, snapshot: Callable[[], T]) -> tuple[T, FreezeRecord]:
         """Quiesce, call snapshot(), release (always); the result and the freeze record."""
-        record = FreezeRecord(profile=self.kind, started=utc_now())
+        record = self.last_record = FreezeRecord(profile=self.kind, started=utc_now())
         watchdog = self.make_watchdog()
         try:
             watchdog.start()
@@ -251,7 +253,7 @@ class NoneProfile(ConsistencyProfile):
     kind = "none"
 
     def frozen(self, snapshot: Callable[[], T]) -> tuple[T, FreezeRecord]:
-        record = FreezeRecord(profile=self.kind, started=utc_now())
+        record = self.last_record = FreezeRecord(profile=self.kind, started=utc_now())
         began = time.monotonic()
         result = snapshot()
         record.seconds = round(time.monotonic() - began, 6)

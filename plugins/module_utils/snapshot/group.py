@@ -124,6 +124,7 @@ class ConsistencyGroupSnapshot:
             started, began = utc_now(), self.clock()
             created: dict[str, str] = {}
             record: FreezeRecord | None = None
+            self.profile.last_record = None
             try:
                 for volume in self.group.volumes:
                     self.provider.check_volume(volume)
@@ -136,7 +137,7 @@ class ConsistencyGroupSnapshot:
                 for path in self.manifest_paths(rp_id):
                     atomic_write_json(path, manifest, mode=0o644)
             except BaseException as exc:
-                record = record or getattr(exc, "record", None)
+                record = record or getattr(exc, "record", None) or self.profile.last_record
                 discard_error = self._discard(created)
                 self._record_status(started, began, "failed", _failure_reason(exc, discard_error), None, record)
                 raise
