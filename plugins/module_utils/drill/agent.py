@@ -15,6 +15,7 @@ import time
 from typing import Any, Sequence
 
 from ..agent.restic import ResticError, ResticRepository, error_detail
+from .application import CHECKS, database_layer
 from .engine import (FAILED, OK, SKIPPED, DrillError, Layer, RecoveryPoint, RestoreDriver, RestoreStats,
                      parse_time, sample_items)
 
@@ -215,12 +216,16 @@ class AgentRestoreDriver(RestoreDriver):
 
         sqlite: every database of the profile, restored (its consistent copy below the staging
         directory when there is one, else the file itself), opens read-only and passes
-        PRAGMA integrity_check. Other types are a hook for later drivers (PostgreSQL: start the
-        restored dump in a scratch cluster on another port and run the profile's checks).
+        PRAGMA integrity_check. postgresql and mariadb: the run's streams start in a scratch
+        server below the restore directory, which must pass its integrity check and the
+        profile's SQL checks (see application.py).
         """
         kind = self.application_profile.get("type")
         if kind == "sqlite":
             return self._sqlite(target)
+        if kind in CHECKS:
+            return database_layer(self.repo, self.dataset, self.source_host, self.application_profile, point, target,
+                                  self.timeout)
         if not kind or kind == "none":
             return Layer("application", SKIPPED, "the dataset has no consistency profile to check")
         return Layer("application", SKIPPED, "no application check for %s profiles yet" % kind)
