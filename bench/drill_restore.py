@@ -12,14 +12,16 @@ backed up once into a local restic repository. Each round then runs, in alternat
                        content; read_data_subset 5%; sample all) on the same repository and
                        password, sandbox below the work directory. Its restore step is
                        `restic restore <id> --target DIR --verify`; the RTO is what the drill
-                       record says (rto.seconds); the whole drill (integrity check, snapshot
-                       listing, layers, clean-up) is timed around the call.
+                       record says (rto.seconds: the restore without the verification restic
+                       times in the same command); the content layer's seconds are that
+                       verification; the whole drill (integrity check, snapshot listing,
+                       layers, clean-up) is timed around the call.
   c  bare --verify:    restic -r REPO restore latest --target DIR --verify
 
 One untimed bare restore first warms the page cache.
-The drill's content layer is restic's own verification, fused into the restore (the layer
-records 0 s of its own), so the verification time is c - a, and its throughput is the
-restored bytes over c - a, compared with openssl dgst -sha256 over the same files.
+The drill's content layer is restic's own verification, fused into the restore; its
+throughput is the restored bytes over the layer's seconds, compared with openssl dgst -sha256
+over the same files. c - a is printed as a cross-check of that verification time.
 Restore directories are removed after each step. Reports medians and ratios and exits 0
 whether or not a target is met; the last line of output is a JSON summary.
 
@@ -159,7 +161,7 @@ def main() -> int:
     log("warm-up restore: %.2fs" % warm)
 
     samples: dict[str, list[float]] = {"bare": [], "bare_verify": [], "drill_rto": [], "drill_total": [],
-                                       "openssl": [], "verify": []}
+                                       "drill_verify": [], "openssl": [], "verify": []}
     layer_seconds: dict[str, list[float]] = {}
     results = []
     for index in range(args.runs):
@@ -180,6 +182,7 @@ def main() -> int:
                 row["drill_total"], record = drill(work)
                 results.append(record["result"])
                 row["drill_rto"] = float(record["rto"]["seconds"] or "nan")
+                row["drill_verify"] = next(layer["seconds"] for layer in record["layers"] if layer["name"] == "content")
                 for layer in record["layers"]:
                     layer_seconds.setdefault(layer["name"], []).append(layer["seconds"])
                 if record["result"] != "passed" or record["bytes"] != size or not record.get("cleaned"):
@@ -192,11 +195,11 @@ def main() -> int:
             "%s %.2fs" % (key, value) for key, value in sorted(row.items()))))
 
     med = {key: median(values) for key, values in samples.items()}
-    rates = ("bare", "bare_verify", "drill_rto", "openssl", "verify")
+    rates = ("bare", "bare_verify", "drill_rto", "drill_verify", "openssl", "verify")
     mbs = {key: size / med[key] / 1e6 if med[key] > 0 else None for key in rates}
     rto_ratio = med["drill_rto"] / med["bare"]
     rto_verify_ratio = med["drill_rto"] / med["bare_verify"]
-    verify_ratio = med["openssl"] / med["verify"] if med["verify"] > 0 else None
+    verify_ratio = med["openssl"] / med["drill_verify"] if med["drill_verify"] > 0 else None
     summary = {
         "bench": "drill_restore", "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "runs": args.runs, "bytes": size, "data": str(data), "restic": subprocess.run(
@@ -213,15 +216,15 @@ def main() -> int:
         "drill_results": results,
         "load_before": [round(v, 2) for v in load_before], "load_after": [round(v, 2) for v in os.getloadavg()],
     }
-    print("restore RTO: bare %.2fs, drill %.2fs (restore --verify as recorded), ratio %.3f (target <= %.1f)" % (
+    print("restore RTO: bare %.2fs, drill %.2fs (as recorded), ratio %.3f (target <= %.1f)" % (
         med["bare"], med["drill_rto"], rto_ratio, RTO_TARGET))
     print("restore RTO against bare restore --verify (the same restic work): %.2fs, ratio %.3f" % (
         med["bare_verify"], rto_verify_ratio))
     print("whole drill: %.2fs median (layers: %s)" % (med["drill_total"], ", ".join(
         "%s %.2fs" % (key, value) for key, value in summary["median_layer_seconds"].items())))
-    print("content verification: restic --verify %.2fs extra = %.0f MB/s; openssl dgst -sha256 %.2fs = %.0f MB/s;"
-          " ratio %s (target >= %.1f)" % (
-              med["verify"], mbs["verify"] or 0, med["openssl"], mbs["openssl"] or 0,
+    print("content verification: drill content layer %.2fs = %.0f MB/s (bare --verify minus bare: %.2fs);"
+          " openssl dgst -sha256 %.2fs = %.0f MB/s; ratio %s (target >= %.1f)" % (
+              med["drill_verify"], mbs["drill_verify"] or 0, med["verify"], med["openssl"], mbs["openssl"] or 0,
               summary["verify_ratio_over_openssl"], VERIFY_TARGET))
     print(json.dumps(summary, sort_keys=True))
     return 0
