@@ -19,8 +19,10 @@ CONFIG_FORMAT = 1
 DEFAULT_STATUS_DIR = "/var/lib/restorable"
 DEFAULT_HOOK_TIMEOUT = 300
 DEFAULT_CHECK_EVERY = 60
+DEFAULT_PRUNE_EVERY = 7  # weekly for a nightly job; why: retention.prune_every in the policy schema
 DEFAULT_HISTORY = 20
 DATASET_TAG_PREFIX = "dataset:"
+CONFIG_DIR = "etc/restorable"
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -75,7 +77,8 @@ class JobConfig:
     excludes: list[str] = field(default_factory=list)
     one_file_system: bool = False
     tags: list[str] = field(default_factory=list)
-    retention: dict[str, Any] = field(default_factory=dict)
+    retention: dict[str, Any] = field(default_factory=dict)  # restic forget's keep rules
+    prune_every: int = DEFAULT_PRUNE_EVERY  # apply them (forget --prune) after every N-th backup
     window: TimeWindow | None = None
     load_gate: LoadGateConfig | None = None
     nice: int | None = None
@@ -172,7 +175,7 @@ class JobConfig:
         doc: dict[str, Any] = {
             "format": CONFIG_FORMAT, "dataset": self.dataset, "host": self.host, "repository": repository,
             "paths": list(self.paths), "excludes": list(self.excludes), "one_file_system": self.one_file_system,
-            "tags": list(self.tags), "retention": dict(self.retention), "schedule": schedule,
+            "tags": list(self.tags), "retention": dict(self.retention, prune_every=self.prune_every), "schedule": schedule,
             "hooks": {"pre": [h.to_dict() for h in self.pre_hooks], "post": [h.to_dict() for h in self.post_hooks]},
             "check": {"every": self.check.every},
             "status_dir": self.status_dir,
@@ -193,6 +196,11 @@ class JobConfig:
         if self.consistency:
             doc["consistency"] = dict(self.consistency)
         return doc
+
+
+def job_config_path(root: str, name: str) -> str:
+    """Where the job module writes the configuration of job `name` below the host root."""
+    return os.path.join(root, CONFIG_DIR, name + ".json")
 
 
 def load_job_config(path: str) -> JobConfig:
@@ -308,7 +316,7 @@ def _parse(data: Any, source: str | None) -> JobConfig:
     config.excludes = top.strings("excludes")
     config.one_file_system = top.get("one_file_system", bool, False)
     config.tags = top.strings("tags", _TAG_RE)
-    config.retention = _parse_retention(top.sub("retention"))
+    _parse_retention(top.sub("retention"), config)
     _parse_schedule(top.sub("schedule"), config)
 
     hooks = top.sub("hooks")
@@ -362,7 +370,7 @@ def _absolute(fields: _Fields, key: str, default: str | None) -> str | None:
     return value
 
 
-def _parse_retention(fields: _Fields) -> dict[str, Any]:
+def _parse_retention(fields: _Fields, config: JobConfig) -> None:
     retention: dict[str, Any] = {}
     for key in RETENTION_KEYS:
         if key == "max_age":
@@ -376,8 +384,11 @@ def _parse_retention(fields: _Fields) -> dict[str, Any]:
     if "thinning" in fields.data:
         raise ValueError("retention.thinning applies to the cdp tier; use last/hourly/daily/weekly/"
                          "monthly/yearly/max_age for an agent dataset")
+    prune_every = fields.get("prune_every", int, DEFAULT_PRUNE_EVERY)
+    if prune_every < 1:
+        raise ValueError("retention.prune_every: expected 1 or more backups, got %d" % prune_every)
     fields.done()
-    return retention
+    config.retention, config.prune_every = retention, prune_every
 
 
 def _parse_schedule(fields: _Fields, config: JobConfig) -> None:

@@ -276,16 +276,10 @@ class BackupRunner:
             raise StepFailed("%s (snapshot %s was saved)" % (failed[0].describe(), result.snapshot_id))
 
         if any(config.retention.get(k) for k in config.retention):
-            log.info("applying retention %s", config.retention)
-            try:
-                forget = self._unlock_retry(result, repo, lambda: repo.forget(
-                    config.retention, host=config.host, tags=[config.dataset_tag], timeout=self._time_left()))
-            except ResticError as exc:
-                raise StepFailed("retention failed (snapshot %s was saved): %s" % (result.snapshot_id, exc)) from None
-            result.retention = {"kept": forget.kept, "removed": forget.removed, "removed_ids": forget.removed_ids}
+            self._apply_retention(result, repo, previous)
 
         every = config.check.every
-        if every and int(previous.get("backups_since_check", 0)) + 1 >= every:
+        if every and nth_backup(previous, "backups_since_check", every):
             log.info("checking the repository (read_data_subset %s)", config.check.read_data_subset or "none")
             try:
                 check = self._unlock_retry(result, repo, lambda: repo.check(config.check.read_data_subset,
@@ -296,6 +290,27 @@ class BackupRunner:
             result.check = {"ok": check.ok, "read_data_subset": check.read_data_subset, "message": check.message}
             if not check.ok:
                 raise StepFailed("repository check found errors: %s" % check.message)
+
+    def _apply_retention(self, result: RunResult, repo: ResticRepository, previous: dict[str, Any]) -> None:
+        """restic forget --prune after every prune_every-th backup, nothing in between.
+
+        Both are deferred together: a forget alone frees no space, yet costs a restic start
+        (key derivation and index load) as large as the prune of a small repository. Applying
+        the keep rules late keeps the same snapshots as applying them after every backup; in
+        between, up to prune_every - 1 extra snapshots stay listed (and restorable).
+        """
+        config = self.config
+        if not nth_backup(previous, "backups_since_prune", config.prune_every):
+            result.retention = {"forgot": False, "pruned": False}
+            return
+        log.info("applying retention %s and pruning", config.retention)
+        try:
+            forget = self._unlock_retry(result, repo, lambda: repo.forget(
+                config.retention, host=config.host, tags=[config.dataset_tag], prune=True, timeout=self._time_left()))
+        except ResticError as exc:
+            raise StepFailed("retention failed (snapshot %s was saved): %s" % (result.snapshot_id, exc)) from None
+        result.retention = {"forgot": True, "pruned": True, "kept": forget.kept, "removed": forget.removed,
+                            "removed_ids": forget.removed_ids}
 
     def _profile(self, result: RunResult) -> ConsistencyProfile | None:
         """The dataset's consistency profile, its passwords read from their private files."""
@@ -445,6 +460,12 @@ class BackupRunner:
         return "dataset %s: %s, snapshot %s, %s bytes added of %s processed in %.1fs" % (
             result.dataset, result.result, result.snapshot_id, result.bytes_added, result.bytes_processed,
             result.duration_seconds)
+
+
+def nth_backup(previous: dict[str, Any], counter: str, every: int) -> bool:
+    """Whether this run's backup is at least the every-th one the status counter has counted
+    since the step last succeeded (a failed step leaves the count running: the next run retries)."""
+    return int(previous.get(counter, 0)) + 1 >= every
 
 
 def _under(path: str, parent: str) -> bool:

@@ -44,6 +44,7 @@ class StatusStore:
         failures = int(previous.get("consecutive_failures", 0))
         deferrals = int(previous.get("consecutive_deferrals", 0))
         since_check = int(previous.get("backups_since_check", 0))
+        since_prune = int(previous.get("backups_since_prune", 0))
         if result == "success":
             failures, deferrals = 0, 0
         elif result == "failed":
@@ -52,12 +53,16 @@ class StatusStore:
             deferrals += 1
         if run.get("snapshot_id") and result in ("success", "failed"):
             since_check += 1
+            since_prune += 1
         check = run.get("check")
         if check and check.get("ok"):
             since_check = 0
+        if (run.get("retention") or {}).get("pruned"):
+            since_prune = 0
         document["consecutive_failures"] = failures
         document["consecutive_deferrals"] = deferrals
         document["backups_since_check"] = since_check
+        document["backups_since_prune"] = since_prune
         last_success = previous.get("last_success")
         if result == "success":
             last_success = {k: run.get(k) for k in ("finished", "snapshot_id", "bytes_added", "bytes_processed",

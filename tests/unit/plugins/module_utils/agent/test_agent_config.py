@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.config import ConfigError, JobConfig, load_job_config
+from ansible_collections.restorable.backup.plugins.module_utils.agent.config import (
+    ConfigError, JobConfig, job_config_path, load_job_config)
 
 EXAMPLE = {
     "format": 1,
@@ -67,11 +68,25 @@ def test_round_trip():
     assert again.window == config.window and again.load_gate == config.load_gate
 
 
+def test_prune_every_is_read_beside_the_keep_rules_and_written_back():
+    document = copy.deepcopy(EXAMPLE)
+    document["retention"]["prune_every"] = 3
+    config = JobConfig.from_dict(document)
+    assert config.prune_every == 3
+    assert config.retention == {"last": 3, "daily": 7, "weekly": 4, "max_age": 90 * 86400}  # restic's keep rules only
+    assert config.to_dict()["retention"]["prune_every"] == 3
+
+
+def test_job_config_path():
+    assert job_config_path("/srv/host1", "www") == "/srv/host1/etc/restorable/www.json"
+
+
 def test_minimal_defaults():
     config = JobConfig.from_dict({"dataset": "www", "repository": {"url": "/srv/restic", "password_file": "/pw"},
                                   "paths": ["/var/www"]})
     assert config.window is None and config.load_gate is None and config.retention == {}
     assert config.check.every == 0 and config.canary is True and config.metrics_path is None
+    assert config.prune_every == 7
     assert config.status_dir == "/var/lib/restorable"
 
 
@@ -100,6 +115,8 @@ def broken(path, value):
     ("retention.daily", -1, "retention.daily: a count cannot be negative"),
     ("retention.thinning", [{"older_than": "1h", "keep_every": "15m"}], "retention.thinning applies to the cdp tier"),
     ("retention.max_age", "14 days", "retention.max_age: expected a duration"),
+    ("retention.prune_every", 0, "retention.prune_every: expected 1 or more backups, got 0"),
+    ("retention.prune_every", "weekly", "retention.prune_every: expected an integer, got str"),
     ("schedule.window.start", "24:00", "schedule.window.start: expected a time HH:MM"),
     ("schedule.window.timezone", "Nowhere/City", "unknown time zone 'Nowhere/City'"),
     ("schedule.load_gate.max_load_per_cpu", 0, "schedule.load_gate.max_load_per_cpu: must be above 0"),

@@ -7,7 +7,7 @@ import json
 
 from ansible_collections.restorable.backup.plugins.module_utils.agent.config import JobConfig
 from ansible_collections.restorable.backup.plugins.module_utils.agent.runner import (
-    EXIT_CODES, BackupRunner, RunOptions)
+    EXIT_CODES, BackupRunner, RunOptions, nth_backup)
 from ansible_collections.restorable.backup.plugins.module_utils.common.locks import FileLock
 
 NOON = datetime.datetime(2026, 3, 10, 12, 0, tzinfo=datetime.timezone.utc)
@@ -69,3 +69,11 @@ def test_ignore_window_goes_on_to_the_repository(tmp_path):
     assert result.result == "failed" and result.exit_code == 1
     assert result.reason == "repository password file %s does not exist" % (tmp_path / "pw")
     assert json.loads((tmp_path / "status" / "www.json").read_text())["consecutive_failures"] == 1
+
+
+def test_nth_backup_is_due_on_the_every_th_counted_backup():
+    # The counter holds the backups before this run; this run's own backup makes it +1.
+    assert [nth_backup({"backups_since_prune": n}, "backups_since_prune", 3) for n in range(4)] == [
+        False, False, True, True]
+    assert nth_backup({}, "backups_since_prune", 1) is True  # a first run with prune_every 1
+    assert nth_backup({}, "backups_since_prune", 7) is False

@@ -52,6 +52,23 @@ def test_backups_since_check(tmp_path):
     assert doc["backups_since_check"] == 1 and doc["last_check"]["ok"] is False
 
 
+def test_backups_since_prune_counts_snapshots_until_a_prune(tmp_path):
+    store = StatusStore(str(tmp_path), "www")
+    skipped = {"forgot": False, "pruned": False}
+    store.record(run("success", 1, snapshot_id="a", retention=skipped))
+    store.record(run("deferred", 2))
+    doc = store.record(run("failed", 3, reason="boom"))  # no snapshot: nothing to count
+    assert doc["backups_since_prune"] == 1
+    doc = store.record(run("success", 4, snapshot_id="b", retention=skipped))
+    assert doc["backups_since_prune"] == 2
+    # The prune failed after the backup: the snapshot counts and the next run tries again.
+    doc = store.record(run("failed", 5, snapshot_id="c", reason="retention failed"))
+    assert doc["backups_since_prune"] == 3
+    pruned = {"forgot": True, "pruned": True, "kept": 1, "removed": 3, "removed_ids": ["a", "b", "c"]}
+    doc = store.record(run("success", 6, snapshot_id="d", retention=pruned))
+    assert doc["backups_since_prune"] == 0 and doc["retention"] == pruned
+
+
 def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path):
     store = StatusStore(str(tmp_path), "www")
     for n in range(5):
