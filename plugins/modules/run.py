@@ -61,9 +61,8 @@ status:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.config import ConfigError, load_job_config
+from ansible_collections.restorable.backup.plugins.module_utils.agent.config import ConfigError, job_config_path, load_job_config
 from ansible_collections.restorable.backup.plugins.module_utils.agent.runner import BackupRunner, RunOptions
-from ansible_collections.restorable.backup.plugins.module_utils.converge.jobs import job_config_path
 
 
 def main() -> None:

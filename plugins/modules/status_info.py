@@ -59,9 +59,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.config import ConfigError, load_job_config
+from ansible_collections.restorable.backup.plugins.module_utils.agent.config import ConfigError, job_config_path, load_job_config
 from ansible_collections.restorable.backup.plugins.module_utils.agent.status import StatusStore
-from ansible_collections.restorable.backup.plugins.module_utils.converge.jobs import job_config_path
 
 
 def main() -> None:
