@@ -17,7 +17,7 @@ from ..common.fileio import read_json
 from ..common.locks import FileLock, LockBusy
 from ..common.process import SecretFileError, check_private_file
 from .engine import DrillError
-from .report import summary_lines, write_evidence
+from .report import failed_record, summary_lines, write_evidence
 from .run import run_agent_drill
 
 CONFIG_FORMAT = 1
@@ -57,11 +57,7 @@ def drill_dataset(params: dict[str, Any]) -> dict[str, Any]:
     try:
         return run_agent_drill(params)
     except (DrillError, SecretFileError, OSError) as exc:
-        message = str(exc)
-    return {"format": 1, "drill": params.get("drill"), "dataset": params.get("dataset"), "tier": "agent",
-            "source_host": params.get("source_host"), "drill_host": params.get("drill_host"),
-            "result": "failed", "reason": message, "started": None, "finished": None, "rto": {}, "rpo": {},
-            "layers": [{"name": "drill", "status": "failed", "message": message, "seconds": 0}]}
+        return failed_record(params["drill"], params["dataset"], params["source_host"], params.get("drill_host") or "?", str(exc))
 
 
 def run_drill_config(path: str, quiet: bool = False) -> int:

@@ -312,14 +312,15 @@ def records_from_results(results_by_host: dict[str, Any]) -> list[dict[str, Any]
                 records.append(record)
             elif item.get("failed") or item.get("unreachable"):
                 loop_item = item.get("item")
-                drill, dataset = "?", "?"
-                if isinstance(loop_item, (list, tuple)) and len(loop_item) == 2:
-                    drill = (loop_item[0] or {}).get("key", "?") if isinstance(loop_item[0], dict) else "?"
-                    dataset = str(loop_item[1])
-                message = str(item.get("msg") or "the drill task failed")
-                records.append({"format": 1, "drill": drill, "dataset": dataset, "tier": "agent", "source_host": host,
-                                "drill_host": (item.get("_ansible_delegated_vars") or {}).get("ansible_host", "?"),
-                                "result": "failed", "reason": message, "started": None, "finished": None,
-                                "rto": {}, "rpo": {},
-                                "layers": [{"name": "drill", "status": "failed", "message": message, "seconds": 0}]})
+                # The playbook loops over the entries of the drills_of filter.
+                params = (loop_item.get("params") or {}) if isinstance(loop_item, dict) else {}
+                records.append(failed_record(str(params.get("drill", "?")), str(params.get("dataset", "?")), host,
+                                             str(params.get("drill_host", "?")), str(item.get("msg") or "the drill task failed")))
     return records
+
+
+def failed_record(drill: str, dataset: str, source_host: str, drill_host: str, message: str) -> dict[str, Any]:
+    """The record of a drill that failed before it could record anything itself."""
+    return {"format": 1, "drill": drill, "dataset": dataset, "tier": "agent", "source_host": source_host,
+            "drill_host": drill_host, "result": "failed", "reason": message, "started": None, "finished": None,
+            "rto": {}, "rpo": {}, "layers": [{"name": "drill", "status": "failed", "message": message, "seconds": 0}]}
