@@ -30,9 +30,13 @@ from typing import Any, Callable
 from ..agent.status import StatusStore
 from ..common.fileio import atomic_write_json, read_json
 from ..common.locks import FileLock
-from ..consistency.base import ConsistencyProfile, FreezeRecord, QuiesceFailed, quiesce_or_crash_consistent, utc_now
+from ..consistency import custom, fsfreeze, mariadb, postgresql, sqlite
+from ..consistency.base import (ConsistencyProfile, FreezeRecord, QuiesceFailed, profile_from_config,
+                               quiesce_or_crash_consistent, utc_now)
 from .provider import SnapshotError, SnapshotProvider
 
+# Profiles load lazily by type; naming them here makes Ansible ship them with the module.
+PROFILE_MODULES = (custom, fsfreeze, mariadb, postgresql, sqlite)
 MANIFEST_FORMAT = 1
 MANIFEST_SUFFIX = ".json"
 
@@ -217,3 +221,26 @@ def _failure_reason(exc: BaseException, discard_error: str) -> str:
     if discard_error:
         reason += " (and the snapshots could not all be removed: %s)" % discard_error
     return reason
+
+
+def consistency_with_passwords(consistency: dict[str, Any] | None, passwords: dict[str, str | None]) -> dict[str, Any]:
+    """The consistency profile with passwords given separately (no_log) put in place.
+
+    A password inside the profile itself is refused: it would be logged with the task's arguments.
+    """
+    config = dict(consistency or {"type": "none"})
+    for kind, password in passwords.items():
+        settings = dict(config.get(kind) or {})
+        if settings.get("password"):
+            raise SnapshotError("pass the %s password with %s_password (no_log), not inside consistency" % (kind, kind))
+        if password:
+            settings["password"] = password
+            config[kind] = settings
+    return config
+
+
+def group_snapshot_from_config(group: SnapshotGroup, provider: SnapshotProvider, consistency: dict[str, Any],
+                               status_dir: str) -> ConsistencyGroupSnapshot:
+    """The engine for a group, its profile staged in <status_dir>/staging (private files of clients)."""
+    profile = profile_from_config(consistency, os.path.join(status_dir, "staging"), status_dir)
+    return ConsistencyGroupSnapshot(group, provider, profile, status_dir)

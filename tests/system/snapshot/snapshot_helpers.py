@@ -6,16 +6,14 @@ import json
 import subprocess
 from pathlib import Path
 
-from ansible_collections.restorable.backup.plugins.module_utils.consistency.base import profile_from_config
 from ansible_collections.restorable.backup.plugins.module_utils.snapshot.btrfs import BtrfsSnapshotProvider
 from ansible_collections.restorable.backup.plugins.module_utils.snapshot.group import (
-    ConsistencyGroupSnapshot, SnapshotGroup)
+    ConsistencyGroupSnapshot, SnapshotGroup, group_snapshot_from_config)
 
 
 def group_snapshot(name: str, volumes: list, consistency: dict, status_dir: Path) -> ConsistencyGroupSnapshot:
-    profile = profile_from_config(consistency, str(status_dir / "staging"), str(status_dir))
-    return ConsistencyGroupSnapshot(SnapshotGroup(name, [str(v) for v in volumes]), BtrfsSnapshotProvider(),
-                                    profile, str(status_dir))
+    return group_snapshot_from_config(SnapshotGroup(name, [str(v) for v in volumes]), BtrfsSnapshotProvider(),
+                                      consistency, str(status_dir))
 
 
 def copy_tree(source: Path, target: Path) -> Path:
