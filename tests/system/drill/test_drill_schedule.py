@@ -1,0 +1,224 @@
+# -*- coding: utf-8 -*-
+"""Scheduled restore drills on a separate drill host, installed by restorable.backup.apply.
+
+On the sshd fleet: host1 serves an SFTP repository, host2 backs its files up to it, host3 is the
+drill host of host2's drill. Each host has its own agent_root. apply must put the drill's timer,
+configuration and copies of host2's repository credentials on host3 only (0600, idempotent,
+nothing written in check mode); the unit's ExecStart, run on host3 as the timer runs it, must
+restore host2's backup into host3's sandbox without anything of host2's root (its secrets are
+moved away meanwhile) and keep the evidence on host3. Dropping the drill from the inventory
+unschedules it and removes the credentials.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from secrets import token_hex
+
+import pytest
+import yaml
+
+from fleet.inventory import REPO, ansible_bin, ansible_env
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apply"))
+from apply_helpers import parse_recap  # noqa: E402  (the apply tests' PLAY RECAP reader)
+
+DRILL_UNIT = "restorable-drill-host2-weekly"
+CALENDAR = "Sun *-*-* 06:00:00"
+
+
+def playbook(inventory: Path, name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ansible_bin("ansible-playbook")), "-i", str(inventory), "--forks", "10",
+                           "restorable.backup.%s" % name, *args], capture_output=True, text=True, check=False,
+                          cwd=REPO, env=ansible_env(), stdin=subprocess.DEVNULL, timeout=300)
+
+
+def keyscan(address: str, port: int) -> str:
+    result = subprocess.run(["ssh-keyscan", "-T", "5", "-t", "ed25519", "-p", str(port), address],
+                            capture_output=True, text=True, timeout=30, check=False)
+    lines = [line for line in result.stdout.splitlines() if line and not line.startswith("#")]
+    assert lines, result.stderr
+    return "\n".join(lines)
+
+
+class Scenario:
+    """The policy of the three hosts and where each host keeps its things."""
+
+    def __init__(self, fleet, workdir: Path) -> None:
+        self.fleet = fleet
+        self.workdir = workdir
+        self.sandbox = fleet["host3"].data_dir / "drill-sandbox"
+        server = fleet["host1"]
+        self.sftp_dir = server.data_dir / "sched-sftp"
+        self.target = {
+            "type": "sftp", "host": server.address, "port": server.port, "user": "root",
+            "path": str(self.sftp_dir) + "/{{ inventory_hostname }}",
+            "password": "{{ lookup('ansible.builtin.password', '%s/password', length=32, chars=['ascii_letters', 'digits']) }}"
+                        % workdir,
+            "ssh_private_key": server.client.key.private.read_text(),
+            "known_hosts": keyscan(server.address, server.port),
+        }
+
+    def root(self, host: str) -> Path:
+        return self.fleet[host].data_dir / "sched" / "root"
+
+    def data(self) -> Path:
+        return self.fleet["host2"].data_dir / "sched-data"
+
+    def inventory(self, calendar: str | None = CALENDAR, with_drill: bool = True) -> Path:
+        drill = {"datasets": ["files"], "drill_host": "host3", "sandbox": str(self.sandbox),
+                 "sample": {"mode": "files", "files": 3}}
+        if calendar:
+            drill["calendar"] = calendar
+        policy = {
+            "agent_root": "{{ fleet_data_dir }}/sched/root",
+            "agent_scheduler": "systemd",
+            "restorable_targets": {"nas": self.target},
+            "restorable_schedules": {"hourly": {"calendar": "hourly"}},
+            "restorable_datasets": {},
+        }
+        path = self.fleet.write_inventory(self.workdir / "inventory.yml", extra_vars=policy)
+        document = yaml.safe_load(path.read_text())
+        host2 = document["all"]["children"]["fleet"]["hosts"]["host2"]
+        host2["restorable_datasets"] = {"files": {
+            "tier": "agent", "paths": ["{{ fleet_data_dir }}/sched-data"], "targets": ["nas"], "schedule": "hourly",
+            "rpo": "1h", "rto": "10m", "retention": {"last": 3}}}
+        if with_drill:
+            host2["restorable_drills"] = {"weekly": drill}
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        return path
+
+
+def units_below(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "etc/systemd/system").glob("restorable-drill-*"))
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def exec_start(service: Path) -> str:
+    """The service's command as a shell line: its PYTHONPATH, umask and ExecStart."""
+    lines = service.read_text().splitlines()
+    environment = [l.split("=", 1)[1] for l in lines if l.startswith("Environment=")]
+    (command,) = [l.split("=", 1)[1] for l in lines if l.startswith("ExecStart=")]
+    assert "UMask=0077" in lines
+    return "cd / && umask 077 && env %s %s" % (" ".join(shlex.quote(e) for e in environment), command)
+
+
+@pytest.fixture(scope="module")
+def scenario(ssh_fleet, tmp_path_factory) -> Scenario:
+    made = Scenario(ssh_fleet, tmp_path_factory.mktemp("drill-schedule"))
+    data = made.data()
+    data.mkdir(parents=True, exist_ok=True)
+    for index in range(6):
+        (data / ("file-%d.txt" % index)).write_text("host2 %d\n" % index * 50)
+    yield made
+    for host in ("host1", "host2", "host3"):
+        shutil.rmtree(ssh_fleet[host].data_dir / "sched", ignore_errors=True)
+    shutil.rmtree(made.sftp_dir, ignore_errors=True)
+    shutil.rmtree(made.sandbox, ignore_errors=True)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def test_apply_schedules_the_drill_on_the_drill_host_only(scenario: Scenario) -> None:
+    inventory = scenario.inventory()
+    for name in ("apply", "backup"):
+        run = playbook(inventory, name)
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    b_root = scenario.root("host3")
+    assert units_below(b_root) == [DRILL_UNIT + ".service", DRILL_UNIT + ".timer"]
+    assert units_below(scenario.root("host1")) == [] and units_below(scenario.root("host2")) == []
+    timer = (b_root / "etc/systemd/system" / (DRILL_UNIT + ".timer")).read_text().splitlines()
+    assert "OnCalendar=%s" % CALENDAR in timer and "Persistent=true" in timer
+    config = b_root / "etc/restorable/drills/host2-weekly.json"
+    assert mode(config) == 0o600
+    secrets = sorted((b_root / "etc/restorable/secrets/drills").iterdir())
+    assert [p.name for p in secrets] == ["host2-nas.key", "host2-nas.known_hosts", "host2-nas.password"]
+    assert all(mode(p) == 0o600 for p in secrets)
+    assert (b_root / "etc/restorable/secrets/drills/host2-nas.key").read_text() == scenario.target["ssh_private_key"]
+    text = config.read_text()
+    password = (scenario.workdir / "password").read_text().strip()
+    assert password not in text and "PRIVATE KEY" not in text, "secrets are in files, never in the configuration"
+    assert str(scenario.root("host2")) not in text.replace(str(scenario.root("host2") / "var/lib"), ""), \
+        "the drill host's configuration must not point into the source host's files"
+    # The runtime of the drill job is installed on the drill host.
+    assert (b_root / "usr/local/lib/restorable/restorable_agent/drill/cli.py").is_file()
+
+    again = playbook(inventory, "apply")
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert {host: counts["changed"] for host, counts in parse_recap(again.stdout).items()} == {
+        "host1": 0, "host2": 0, "host3": 0}, again.stdout[-3000:]
+
+    before = {p: p.read_bytes() for p in (b_root / "etc").rglob("*") if p.is_file()}
+    checked = playbook(scenario.inventory(calendar="Sat *-*-* 05:00:00"), "apply", "--check")
+    assert checked.returncode == 0, checked.stdout[-4000:]
+    assert parse_recap(checked.stdout)["host3"]["changed"] > 0, "check mode reports the new calendar"
+    assert {p: p.read_bytes() for p in (b_root / "etc").rglob("*") if p.is_file()} == before, "check mode wrote"
+
+
+def test_the_timer_command_drills_host2_on_host3_without_host2_files(scenario: Scenario) -> None:
+    b_root = scenario.root("host3")
+    command = exec_start(b_root / "etc/systemd/system" / (DRILL_UNIT + ".service"))
+    a_secrets = scenario.root("host2") / "etc/restorable/secrets"
+    hidden = a_secrets.with_name("secrets.away")
+    a_secrets.rename(hidden)  # host3 must not need anything host2 keeps
+    try:
+        run = scenario.fleet["host3"].run(command, check=False, timeout=300)
+    finally:
+        hidden.rename(a_secrets)
+    assert run.returncode == 0, run.stdout + run.stderr
+    evidence = b_root / "var/lib/restorable/drills"
+    records = [json.loads(line) for line in (evidence / "ledger.jsonl").read_text().splitlines()]
+    assert len(records) == 1
+    (record,) = records
+    assert record["result"] == "passed", record
+    assert (record["source_host"], record["drill_host"], record["drill"]) == ("host2", "host3", "weekly")
+    assert record["restore_path"].startswith(str(scenario.sandbox) + "/")
+    assert record["sample"]["restored_files"] == 3
+    layers = {l["name"]: l["status"] for l in record["layers"]}
+    assert layers["integrity"] == layers["content"] == layers["restore"] == "ok", layers
+    # The backup's status (with its canary token) lives on host2 only.
+    assert layers["freshness"] == "skipped"
+    cases = list(ET.parse(evidence / "junit.xml").getroot().iter("testcase"))
+    assert [c.get("name") for c in cases] == ["files on host2"] and not list(cases[0].iter("failure"))
+    assert "host2" in (evidence / "report.html").read_text()
+    assert (evidence / "report.md").is_file()
+    assert not scenario.sandbox.exists() or not any(scenario.sandbox.iterdir()), "the restore is removed again"
+
+
+def test_a_failing_drill_exits_non_zero_and_is_recorded(scenario: Scenario) -> None:
+    b_root = scenario.root("host3")
+    password = b_root / "etc/restorable/secrets/drills/host2-nas.password"
+    original = password.read_text()
+    wrong = "not-the-password-" + token_hex(8)
+    password.write_text(wrong + "\n")
+    try:
+        run = scenario.fleet["host3"].run(exec_start(b_root / "etc/systemd/system" / (DRILL_UNIT + ".service")),
+                                          check=False, timeout=300)
+    finally:
+        password.write_text(original)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "1 of 1 dataset drill(s) of host2-weekly failed" in run.stderr
+    last = json.loads((b_root / "var/lib/restorable/drills/ledger.jsonl").read_text().splitlines()[-1])
+    assert last["result"] == "failed"
+    assert wrong not in json.dumps(last) and wrong not in run.stdout + run.stderr
+    junit = ET.parse(b_root / "var/lib/restorable/drills/junit.xml").getroot()
+    assert len(list(junit.iter("failure"))) >= 1
+
+
+def test_dropping_the_drill_unschedules_it_and_removes_the_credentials(scenario: Scenario) -> None:
+    run = playbook(scenario.inventory(with_drill=False), "apply")
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    b_root = scenario.root("host3")
+    assert units_below(b_root) == []
+    assert not (b_root / "etc/restorable/drills/host2-weekly.json").exists()
+    assert list((b_root / "etc/restorable/secrets/drills").iterdir()) == []
+    # The evidence stays.
+    assert (b_root / "var/lib/restorable/drills/ledger.jsonl").is_file()
