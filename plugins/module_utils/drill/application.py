@@ -26,6 +26,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from typing import Any, Callable, Sequence
 
@@ -50,6 +51,9 @@ PG_SYSTEM_DATABASES = ("postgres", "template1")
 MARIADB_STREAM = "mariadb/backup.xbstream"
 MARIADB_SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 CHECK_TABLE_BATCH = 200
+# sun_path holds 107 bytes; the longest socket name used is ".s.PGSQL.65535".
+SOCKET_PATH_MAX = 107
+SOCKET_NAME_MAX = 15
 TRUE_VALUES = ("t", "true", "on", "yes", "y")
 # CHECK TABLE's final row per table: status OK (or already checked for upgrade).
 CHECK_TABLE_OK = ("ok", "table is already up to date")
@@ -199,6 +203,7 @@ class ApplicationCheck:
         self.timeout = float(timeout or DEFAULT_TIMEOUT)
         self.start_timeout = min(self.timeout, START_TIMEOUT)
         self.log_path = os.path.join(scratch, "server.log")
+        self.run_dir = self.path("run")
         self.server: subprocess.Popen | None = None
         self.details: dict[str, Any] = {"type": self.kind}
         self.as_root = os.geteuid() == 0
@@ -209,7 +214,7 @@ class ApplicationCheck:
 
     # -- steps the subclasses define ---------------------------------------------------------
 
-    def run_checks(self, streams: RunStreams) -> str:
+    def run_checks(self, streams: RunStreams | None, restored_root: str) -> str:
         """Build, start and check the server; the OK message. CheckFailed on any problem."""
         raise NotImplementedError
 
@@ -219,15 +224,18 @@ class ApplicationCheck:
 
     # -- the frame ---------------------------------------------------------------------------
 
-    def check(self, streams: RunStreams) -> Layer:
+    def check(self, streams: RunStreams | None, restored_root: str) -> Layer:
+        """streams: the run's dump streams; restored_root: the restored files (a data directory)."""
         began = time.monotonic()
         try:
             self.prepare_scratch()
-            message = self.run_checks(streams)
+            message = self.run_checks(streams, restored_root)
         except CheckFailed as exc:
             return Layer("application", FAILED, self.with_log(str(exc)), time.monotonic() - began, self.details)
         finally:
             self.stop_server()
+            if not self.run_dir.startswith(self.scratch + os.sep):
+                shutil.rmtree(self.run_dir, ignore_errors=True)
         return Layer("application", OK, message, time.monotonic() - began, self.details)
 
     def run_as(self) -> list[str]:
@@ -247,6 +255,9 @@ class ApplicationCheck:
         os.makedirs(self.scratch, mode=0o700, exist_ok=True)
         for name in ("data", "run", "tmp"):
             os.makedirs(self.path(name), mode=0o700, exist_ok=True)
+        if len(self.run_dir) + 1 + SOCKET_NAME_MAX > SOCKET_PATH_MAX:
+            # Too deep for a socket: a private directory of its own in the temporary directory.
+            self.run_dir = tempfile.mkdtemp(prefix="restorable-drill-")
         if not self.as_root:
             return
         try:
@@ -254,10 +265,15 @@ class ApplicationCheck:
         except KeyError:
             raise CheckFailed("no OS user %s to run the scratch %s server as" % (self.os_user, self.kind)) from None
         chown_tree(self.scratch, user.pw_uid, user.pw_gid)
+        os.chown(self.run_dir, user.pw_uid, user.pw_gid)
         # The engine made the restore directory 0700: the server's user must pass through it.
         restore_dir = os.path.dirname(self.scratch)
         os.chmod(restore_dir, os.stat(restore_dir).st_mode | 0o011)
-        parent = restore_dir
+        self.check_reachable(restore_dir, user)
+
+    def check_reachable(self, path: str, user: pwd.struct_passwd) -> None:
+        """CheckFailed when user cannot pass through every parent of path."""
+        parent = path
         while parent != os.path.dirname(parent):
             parent = os.path.dirname(parent)
             if not traversable_by(parent, user):
@@ -382,13 +398,14 @@ class PostgreSQLApplicationCheck(ApplicationCheck):
         self.mode = self.settings.get("mode") or "dump"
         self.bindir = bindir or pg_bindir()
         self.port = free_port()
+        self.data_dir = self.path("data")
         self.details["mode"] = self.mode
 
     def binary(self, name: str) -> str:
         return os.path.join(self.bindir, name)
 
     def connection(self) -> list[str]:
-        return ["-h", self.path("run"), "-p", str(self.port), "-U", PG_SUPERUSER]
+        return ["-h", self.run_dir, "-p", str(self.port), "-U", PG_SUPERUSER]
 
     def psql(self, database: str) -> list[str]:
         return [self.binary("psql"), "-X", "-q", "-A", "-t", "-z", "-v", "ON_ERROR_STOP=1"] + self.connection() + \
@@ -403,9 +420,9 @@ class PostgreSQLApplicationCheck(ApplicationCheck):
         base backup's postgresql.conf (or its absence, as on Debian) and archive_command never apply."""
         settings = {"config_file": self.path("postgresql.conf"), "hba_file": self.path("pg_hba.conf"),
                     "ident_file": self.path("pg_ident.conf"), "port": self.port, "listen_addresses": "",
-                    "unix_socket_directories": self.path("run"), "archive_mode": "off", "fsync": "off",
+                    "unix_socket_directories": self.run_dir, "archive_mode": "off", "fsync": "off",
                     "synchronous_commit": "off", "shared_buffers": "64MB", "logging_collector": "off"}
-        argv = [self.binary("postgres"), "-D", self.path("data")]
+        argv = [self.binary("postgres"), "-D", self.data_dir]
         for name, value in settings.items():
             argv += ["-c", "%s=%s" % (name, value)]
         return argv
@@ -430,10 +447,13 @@ class PostgreSQLApplicationCheck(ApplicationCheck):
                              env=self.env(), timeout=10)
         return result.ok
 
-    def run_checks(self, streams: RunStreams) -> str:
+    def run_checks(self, streams: RunStreams | None, restored_root: str) -> str:
         self.write_config()
-        if self.mode == "basebackup":
-            self.unpack_base_backup(streams)
+        if self.mode in ("basebackup", "backup_api"):
+            if self.mode == "basebackup":
+                self.unpack_base_backup(streams)
+            else:
+                self.data_dir = self.restored_data_dir(restored_root)
             self.start_server(self.server_argv())
             databases = self.list_databases()
         else:
@@ -452,16 +472,37 @@ class PostgreSQLApplicationCheck(ApplicationCheck):
             self.details["start_seconds"], len(databases),
             ", %d check(s) true" % len(self.checks) if self.checks else "")
 
-    def unpack_base_backup(self, streams: RunStreams) -> None:
-        if PG_BASE_TAR not in streams.names():
+    def unpack_base_backup(self, streams: RunStreams | None) -> None:
+        if streams is None or PG_BASE_TAR not in streams.names():
             raise CheckFailed("the run has no %s stream to restore" % PG_BASE_TAR)
         streams.pipe(PG_BASE_TAR, self.run_as() + ["tar", "-x", "-f", "-", "-C", self.path("data")], self.env(),
                      "unpacking the base backup")
         os.chmod(self.path("data"), 0o700)
 
-    def dump_streams(self, streams: RunStreams) -> dict[str, str]:
+    def restored_data_dir(self, restored_root: str) -> str:
+        """backup_api: the data directory among the restored files (PG_VERSION and global/pg_control),
+        started where it was restored, owned by postgres as the server demands."""
+        found = sorted(directory for directory, _dirs, files in os.walk(restored_root)
+                       if "PG_VERSION" in files and os.path.isfile(os.path.join(directory, "global", "pg_control"))
+                       and not directory.startswith(self.scratch))
+        if not found:
+            raise CheckFailed("no PostgreSQL data directory (PG_VERSION, global/pg_control) in the restored files")
+        data = found[0]
+        self.details["data_directory"] = os.path.relpath(data, restored_root)
+        if self.as_root:
+            user = pwd.getpwnam(self.os_user)
+            chown_tree(data, user.pw_uid, user.pw_gid)
+            self.check_reachable(data, user)
+        os.chmod(data, 0o700)
+        # The copy's lock file names the source's postmaster: stale here, and a live PID of that
+        # number on this host would stop the start for the wrong reason.
+        if os.path.lexists(os.path.join(data, "postmaster.pid")):
+            os.unlink(os.path.join(data, "postmaster.pid"))
+        return data
+
+    def dump_streams(self, streams: RunStreams | None) -> dict[str, str]:
         """{database: stream} to load, after the globals; the profile's databases must all be there."""
-        names = streams.names()
+        names = streams.names() if streams is not None else []
         if PG_GLOBALS not in names:
             raise CheckFailed("the run has no %s stream to restore (mode dump)" % PG_GLOBALS)
         dumps = {database_of_stream(name): name for name in names if database_of_stream(name) is not None}
@@ -557,7 +598,7 @@ class MariaDBApplicationCheck(ApplicationCheck):
         self.details["mode"] = self.settings.get("mode") or "mariabackup"
 
     def socket(self) -> str:
-        return self.path("run", "mysqld.sock")
+        return os.path.join(self.run_dir, "mysqld.sock")
 
     def client(self) -> list[str]:
         return ["mariadb", "--no-defaults", "--socket=%s" % self.socket(), "--batch", "--skip-column-names",
@@ -571,7 +612,7 @@ class MariaDBApplicationCheck(ApplicationCheck):
 
     def server_argv(self) -> list[str]:
         return ["mariadbd", "--no-defaults", "--datadir=%s" % self.path("data"), "--socket=%s" % self.socket(),
-                "--pid-file=%s" % self.path("run", "mysqld.pid"), "--tmpdir=%s" % self.path("tmp"),
+                "--pid-file=%s" % os.path.join(self.run_dir, "mysqld.pid"), "--tmpdir=%s" % self.path("tmp"),
                 "--skip-networking", "--skip-grant-tables", "--skip-slave-start", "--skip-log-bin",
                 "--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=0"]
 
@@ -580,8 +621,8 @@ class MariaDBApplicationCheck(ApplicationCheck):
                               "ping"], env=self.env(), timeout=10)
         return result.ok
 
-    def run_checks(self, streams: RunStreams) -> str:
-        if MARIADB_STREAM not in streams.names():
+    def run_checks(self, streams: RunStreams | None, restored_root: str) -> str:
+        if streams is None or MARIADB_STREAM not in streams.names():
             raise CheckFailed("the run has no %s stream to restore" % MARIADB_STREAM)
         streams.pipe(MARIADB_STREAM, self.run_as() + self.extract_argv(), self.env(), "mbstream -x")
         self.command(self.prepare_argv(), "mariabackup --prepare")
@@ -634,15 +675,19 @@ def database_layer(repo: ResticRepository, dataset: str, host: str, profile: dic
     """The application layer of a postgresql or mariadb profile for the run of point."""
     began = time.monotonic()
     kind = str(profile.get("type"))
-    try:
-        streams = RunStreams.of_point(repo, dataset, host, point, float(timeout or DEFAULT_TIMEOUT))
-    except DrillError as exc:
-        return Layer("application", FAILED, "cannot list the run's streams: %s" % exc, time.monotonic() - began)
-    if not streams.names():
-        return Layer("application", FAILED, "point %s has no %s stream beside it: was the run consistent?" % (
-            point.short_id or point.id[:8], kind), time.monotonic() - began)
-    check = CHECKS[kind](check_settings(profile, kind), os.path.join(target, SCRATCH_DIR), timeout)
-    layer = check.check(streams)
-    layer.details["streams"] = {name: snap[:8] for name, snap in streams.snapshots.items()}
+    settings = check_settings(profile, kind)
+    streams = None
+    if settings.get("mode") != "backup_api":  # backup_api: the data directory is among the restored files
+        try:
+            streams = RunStreams.of_point(repo, dataset, host, point, float(timeout or DEFAULT_TIMEOUT))
+        except DrillError as exc:
+            return Layer("application", FAILED, "cannot list the run's streams: %s" % exc, time.monotonic() - began)
+        if not streams.names():
+            return Layer("application", FAILED, "point %s has no %s stream beside it: was the run consistent?" % (
+                point.short_id or point.id[:8], kind), time.monotonic() - began)
+    check = CHECKS[kind](settings, os.path.join(target, SCRATCH_DIR), timeout)
+    layer = check.check(streams, target)
+    if streams is not None:
+        layer.details["streams"] = {name: snap[:8] for name, snap in streams.snapshots.items()}
     layer.seconds = time.monotonic() - began
     return layer
