@@ -216,3 +216,89 @@ def test_session_errors_are_redacted():
     with pytest.raises(QuiesceFailed) as raised:
         session.query("x", "MARK", 10)
     assert "hunter2-secret" not in str(raised.value) and "***" in str(raised.value)
+
+
+# -- completing a snapshot (files only: a fake data directory and its snapshot) -----------------
+SEGMENT = 1024 * 1024  # initdb --wal-segsize=1
+
+
+def test_wal_segments_cross_a_log_boundary():
+    assert postgresql.wal_segments("0000000100000000000000FE", "000000010000000100000001", 16 * 1024 * 1024) == [
+        "0000000100000000000000FE", "0000000100000000000000FF", "000000010000000100000000", "000000010000000100000001"]
+    assert postgresql.wal_segments("000000010000000000000FFE", "000000010000000100000000", SEGMENT)[-2:] == [
+        "000000010000000000000FFF", "000000010000000100000000"]
+    with pytest.raises(QuiesceFailed, match="one timeline"):
+        postgresql.wal_segments("000000010000000000000005", "000000020000000000000006", SEGMENT)
+    with pytest.raises(QuiesceFailed, match="power of two"):
+        postgresql.wal_segments("000000010000000000000005", "000000010000000000000006", 3000)
+
+
+def test_start_wal_file_from_the_label():
+    assert postgresql.start_wal_file(LABEL) == "000000010000000000000003"
+    with pytest.raises(QuiesceFailed, match="no start WAL file"):
+        postgresql.start_wal_file("LABEL: x\n")
+
+
+def fake_cluster(root, wal_names) -> None:
+    (root / "global").mkdir(parents=True)
+    (root / "global" / "pg_control").write_bytes(b"c")
+    (root / "PG_VERSION").write_text("15\n")
+    (root / "pg_wal").mkdir()
+    (root / "postmaster.pid").write_text("1\n")
+    for name in wal_names:
+        (root / "pg_wal" / name).write_bytes(name.encode().ljust(SEGMENT, b"\0"))
+
+
+def stop_label(stop_wal_file="000000010000000000000004") -> str:
+    return json.dumps({"backup_label": LABEL, "tablespace_map": "", "stop_wal_file": stop_wal_file,
+                       "stop_lsn": "0/4000100"})
+
+
+def test_complete_snapshot_copies_wal_then_writes_the_label(tmp_path):
+    live, snap = tmp_path / "vol", tmp_path / "snap"
+    fake_cluster(live / "15" / "main", ["000000010000000000000003", "000000010000000000000004"])
+    fake_cluster(snap / "15" / "main", ["000000010000000000000003"])
+    (snap / "15" / "main" / "pg_wal" / "000000010000000000000003").write_bytes(b"older")
+    record = postgresql.FreezeRecord("postgresql", label=stop_label())
+    make(tmp_path).complete_snapshot({str(live): str(snap)}, record)
+    data = snap / "15" / "main"
+    assert (data / "backup_label").read_text() == LABEL and not (data / "tablespace_map").exists()
+    assert not (data / "postmaster.pid").exists() and (live / "15" / "main" / "postmaster.pid").exists()
+    for name in ("000000010000000000000003", "000000010000000000000004"):
+        assert (data / "pg_wal" / name).read_bytes() == (live / "15" / "main" / "pg_wal" / name).read_bytes()
+        assert oct((data / "pg_wal" / name).stat().st_mode & 0o777) == "0o600"
+
+
+def test_complete_snapshot_fails_when_a_segment_is_gone_and_writes_no_label(tmp_path):
+    live, snap = tmp_path / "vol", tmp_path / "snap"
+    fake_cluster(live, ["000000010000000000000003"])
+    fake_cluster(snap, [])
+    record = postgresql.FreezeRecord("postgresql", label=stop_label("000000010000000000000005"))
+    with pytest.raises(QuiesceFailed, match="000000010000000000000004 .* is gone"):
+        make(tmp_path).complete_snapshot({str(live): str(snap)}, record)
+    assert not (snap / "backup_label").exists()
+
+
+def test_complete_snapshot_refuses_a_pg_wal_outside_the_snapshot(tmp_path):
+    live, snap = tmp_path / "vol", tmp_path / "snap"
+    fake_cluster(live, ["000000010000000000000003", "000000010000000000000004"])
+    fake_cluster(snap, [])
+    (snap / "pg_wal").rmdir()
+    (snap / "pg_wal").symlink_to(live / "pg_wal")  # writing there would write into the live server
+    with pytest.raises(QuiesceFailed, match="symbolic link"):
+        make(tmp_path).complete_snapshot({str(live): str(snap)}, postgresql.FreezeRecord("postgresql", label=stop_label()))
+
+
+def test_data_directory_found_once_or_named(tmp_path):
+    fake_cluster(tmp_path / "snap" / "a", [])
+    fake_cluster(tmp_path / "snap" / "b", [])
+    profile = make(tmp_path)
+    with pytest.raises(QuiesceFailed, match="found 2"):
+        profile.snapshot_data_directory({"/srv/pg": str(tmp_path / "snap")})
+    named = make(tmp_path, data_directory="/srv/pg/b")
+    assert named.snapshot_data_directory({"/srv/logs": "/x", "/srv/pg": str(tmp_path / "snap")}) == (
+        "/srv/pg/b", str(tmp_path / "snap" / "b"))
+
+
+def test_nothing_to_complete_without_a_label(tmp_path):
+    make(tmp_path).complete_snapshot({"/nonexistent": "/nonexistent"}, postgresql.FreezeRecord("postgresql"))
