@@ -222,3 +222,58 @@ def test_dropping_the_drill_unschedules_it_and_removes_the_credentials(scenario:
     assert list((b_root / "etc/restorable/secrets/drills").iterdir()) == []
     # The evidence stays.
     assert (b_root / "var/lib/restorable/drills/ledger.jsonl").is_file()
+
+
+def test_cross_host_drill_from_s3_on_demand_and_scheduled(moto_server, tmp_path: Path) -> None:
+    """Two inventory hosts on this machine (own roots): src backs up to its prefix of an S3 bucket,
+    drillhost restores it with copies of src's keys, from the playbook and from its timer's command."""
+    host_root = str(tmp_path / "hosts") + "/{{ inventory_hostname }}"
+    sandbox = tmp_path / "sandbox"
+    common = {
+        "ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        "agent_root": host_root + "/root", "agent_scheduler": "cron",
+        "restorable_targets": {"cloud": {
+            "type": "s3", "endpoint": moto_server.endpoint, "bucket": "drill-cross-host", "prefix": "fleet",
+            "region": moto_server.region, "access_key_id": moto_server.access_key,
+            "secret_access_key": moto_server.secret_key, "password": "s3-drill-" + token_hex(8)}},
+        "restorable_schedules": {"hourly": {"calendar": "hourly"}},
+        "restorable_datasets": {},
+    }
+    hosts = {
+        "src": {"restorable_datasets": {"app": {
+                    "tier": "agent", "paths": [host_root + "/data"], "targets": ["cloud"], "schedule": "hourly",
+                    "rpo": "1h", "retention": {"last": 3}}},
+                "restorable_drills": {"nightly": {"datasets": ["app"], "drill_host": "drillhost", "calendar": "*-*-* 04:00:00",
+                                                  "sandbox": str(sandbox)}}},
+        "drillhost": {},
+    }
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"vars": common, "hosts": hosts}}))
+    data = tmp_path / "hosts/src/data"
+    data.mkdir(parents=True)
+    for index in range(4):
+        (data / ("row-%d.csv" % index)).write_text("%d,src\n" % index * 20)
+    for name in ("apply", "backup"):
+        run = playbook(inventory, name)
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    b_root = tmp_path / "hosts/drillhost/root"
+    env_file = b_root / "etc/restorable/secrets/drills/src-cloud.env"
+    assert mode(env_file) == 0o600 and moto_server.secret_key in env_file.read_text()
+    cron = (b_root / "etc/cron.d/restorable-drill-src-nightly").read_text()
+    assert not (tmp_path / "hosts/src/root/etc/cron.d/restorable-drill-src-nightly").exists()
+
+    evidence = tmp_path / "evidence"
+    run = playbook(inventory, "drill", "-e", "drill_evidence_dir=%s" % evidence)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    (on_demand,) = [json.loads(line) for line in (evidence / "ledger.jsonl").read_text().splitlines()]
+    assert (on_demand["result"], on_demand["source_host"], on_demand["drill_host"]) == ("passed", "src", "drillhost")
+
+    # The cron line's command, exactly as cron's /bin/sh runs it.
+    line = [l for l in cron.splitlines() if l.startswith("0 4 * * *")][0]
+    command = line.split(" root ", 1)[1].replace("\\%", "%")
+    scheduled = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=300, check=False)
+    assert scheduled.returncode == 0, scheduled.stdout + scheduled.stderr
+    (record,) = [json.loads(l) for l in (b_root / "var/lib/restorable/drills/ledger.jsonl").read_text().splitlines()]
+    assert (record["result"], record["drill_host"]) == ("passed", "drillhost")
+    assert record["recovery_point"]["id"] == on_demand["recovery_point"]["id"], "both paths restore the same point"
+    assert {l["name"]: l["status"] for l in record["layers"]}["integrity"] == "ok"
