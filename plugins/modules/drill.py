@@ -17,8 +17,9 @@ description:
     also when the drill fails.
   - Layers are sandbox safety, recovery point and RPO, repository integrity
     (C(restic check --read-data-subset)), the restore itself, the freshness canary, content
-    (restic's verification of every restored file), application (not yet for the agent tier),
-    custom commands and RTO. Each is reported as ok, failed or skipped with a message.
+    (restic's verification of every restored file), application (the restored database starts
+    and passes its checks, see O(application)), custom commands and RTO (restore plus the
+    application layer, wall time). Each is reported as ok, failed or skipped with a message.
   - A sandbox that is, is inside or contains one of O(protected_paths) is refused before
     anything is written.
   - The drill record it returns is what M(restorable.backup.drill_report) keeps as evidence.
@@ -86,9 +87,30 @@ options:
     default: [integrity, freshness, content]
   application:
     description:
-      - The dataset's consistency profile without its secrets, for the application layer.
+      - The dataset's consistency profile without its secrets, for the application layer, as
+        C(type) and the part of that type. Of C(postgresql) and C(mariadb) only C(mode),
+        C(databases) and C(checks) are read; never pass a password.
       - C(sqlite) profiles are checked (each database restored opens read-only and passes
-        C(PRAGMA integrity_check)); other types are reported as skipped for now.
+        C(PRAGMA integrity_check)).
+      - C(postgresql) with C(mode=dump) (the default) loads the run's C(globals.sql) and each
+        database's C(pg_dump) stream (or only those of its C(databases)) into a fresh
+        cluster made with C(initdb); C(mode=basebackup) unpacks the run's C(base.tar) and starts it,
+        which must reach consistency from the WAL inside; C(mode=backup_api) starts the data
+        directory found among the restored files. Then C(pg_amcheck --all --install-missing) runs
+        (the amcheck extension must be installable on the drill host), and each query of its
+        C(checks), in the profile's first database (else the first
+        restored one other than postgres), must return a true first column.
+      - C(mariadb) extracts the run's mariabackup stream with C(mbstream -x), prepares it with
+        C(mariabackup --prepare), starts C(mariadbd) with C(--skip-networking) and
+        C(--skip-grant-tables), runs C(CHECK TABLE) over every table outside the system schemas,
+        then each query of its C(checks) (true first column; NULL is false).
+      - The scratch servers run as the OS users postgres and mysql when the drill runs as root
+        (the sandbox and its parents must be traversable by them), listen on a socket in the
+        restore directory only (or in a private temporary directory when that path is too long
+        for a socket), and are stopped by their PID when the layer ends, also on failure.
+        O(timeout) bounds each step (default 600 seconds, server start at most 120 seconds).
+      - A server that does not start (the tail of its log is in the message), a failing integrity
+        check or a check query that is false or NULL fails the layer.
     type: dict
     default: {}
   commands:

@@ -231,7 +231,7 @@ class ApplicationCheck:
             self.prepare_scratch()
             message = self.run_checks(streams, restored_root)
         except CheckFailed as exc:
-            return Layer("application", FAILED, self.with_log(str(exc)), time.monotonic() - began, self.details)
+            return Layer("application", FAILED, str(exc), time.monotonic() - began, self.details)
         finally:
             self.stop_server()
             if not self.run_dir.startswith(self.scratch + os.sep):
@@ -303,10 +303,10 @@ class ApplicationCheck:
         while not self.ready():
             code = self.server.poll()
             if code is not None:
-                raise CheckFailed("the restored %s server did not start (exit code %d)" % (self.kind, code))
+                raise CheckFailed(self.with_log("the restored %s server did not start (exit code %d)" % (self.kind, code)))
             if time.monotonic() > deadline:
-                raise CheckFailed("the restored %s server did not accept connections within %.0fs" % (
-                    self.kind, self.start_timeout))
+                raise CheckFailed(self.with_log("the restored %s server did not accept connections within %.0fs" % (
+                    self.kind, self.start_timeout)))
             time.sleep(0.1)
         self.details["start_seconds"] = round(time.monotonic() - began, 3)
         self.details["server_pid"] = self.server.pid
