@@ -82,7 +82,7 @@ def test_retention_is_per_dataset_and_check_runs_every_n(agent, restic_local_rep
     other = agent.config("other", str(repo.path), repo.password_file, [str(keep)])
     assert agent.run(other).returncode == 0
     config = agent.config("rotating", str(repo.path), repo.password_file, [str(rotate)],
-                          retention={"last": 2}, check={"every": 2, "read_data_subset": "50%"})
+                          retention={"last": 2, "prune_every": 1}, check={"every": 2, "read_data_subset": "50%"})
     results = []
     for _round in range(3):
         (rotate / "changing.txt").write_text(str(time.time()))
@@ -331,7 +331,8 @@ def test_killed_run_leaves_no_lock_that_blocks_the_next(agent, restic_local_repo
     assert (agent.root / "status" / "killed.running").exists()
 
     # The next run, without the bandwidth cap to keep the test short.
-    config = agent.config("killed", str(repo.path), repo.password_file, [str(data)], retention={"last": 1})
+    config = agent.config("killed", str(repo.path), repo.password_file, [str(data)],
+                          retention={"last": 1, "prune_every": 1})
     run = agent.run(config)
     assert run.returncode == 0, run
     result = run.result

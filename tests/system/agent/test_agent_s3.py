@@ -50,7 +50,7 @@ def test_s3_backup_retention_check_and_no_secret_leaks(agent, moto_server, priva
     job = S3Job(agent, moto_server, private_file, tmp_path)
     moto_server.client().create_bucket(Bucket=job.bucket)
     data = random_tree(tmp_path / "data", 2, 3 << 20)
-    config = job.config("s3www", [str(data)], retention={"last": 1}, check={"every": 1},
+    config = job.config("s3www", [str(data)], retention={"last": 1, "prune_every": 1}, check={"every": 1},
                         schedule={"bandwidth": {"upload_kbps": 2048}})
     init = agent.cli("init", config)
     assert init.returncode == 0, init.stderr
@@ -74,7 +74,8 @@ def test_s3_backup_retention_check_and_no_secret_leaks(agent, moto_server, priva
         for text in (out, err, json.dumps(agent.status("s3www")), agent.metrics("s3www")):
             for secret in secrets:
                 assert secret not in text
-    assert result["retention"] == {"kept": 1, "removed": 1, "removed_ids": result["retention"]["removed_ids"]}
+    assert result["retention"] == {"forgot": True, "pruned": True, "kept": 1, "removed": 1,
+                                   "removed_ids": result["retention"]["removed_ids"]}
     snapshots = restic_snapshots(job.env(), job.url)
     assert [s["short_id"] for s in snapshots] == [result["snapshot_id"]]
 
@@ -86,7 +87,7 @@ def test_s3_object_lock_bucket_keeps_locked_versions(agent, moto_server, private
     s3.put_object_lock_configuration(Bucket=job.bucket, ObjectLockConfiguration={
         "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}}})
     data = random_tree(tmp_path / "data", 2, 256 << 10)
-    config = job.config("locked", [str(data)], retention={"last": 1}, check={"every": 1, "read_data_subset": "100%"})
+    config = job.config("locked", [str(data)], retention={"last": 1, "prune_every": 1}, check={"every": 1, "read_data_subset": "100%"})
     assert agent.cli("init", config).returncode == 0
     results = []
     for round_ in range(2):
@@ -157,7 +158,7 @@ def test_s3_connection_lost_mid_backup_fails_clearly_then_recovers(agent, moto_s
         assert status["last_success"] is None
 
         proxy = _start_proxy(proxy_port, server.port, stats, net)
-        config = job.config("fragile", [str(data)], retention={"last": 2})
+        config = job.config("fragile", [str(data)], retention={"last": 2, "prune_every": 1})
         again = agent.run(config)
         assert again.returncode == 0, again
         result = again.result
