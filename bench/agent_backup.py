@@ -4,24 +4,32 @@
 1 GiB of random data (several files, generated once and kept in the work directory) is backed
 up into a fresh local restic repository by
 
-  a  bare restic:   restic -r REPO backup --json DATA
-  b  the run path:  ansible -i INV localhost -m restorable.backup.run -a "job=bench root=ROOT"
-                    (after restorable.backup.apply converged a one-host inventory, so the job
-                    configuration, credentials and runtime exist)
-  c  the runner:    PYTHONPATH=ROOT/usr/local/lib/restorable python3 -m restorable_agent run
-                    --config ROOT/etc/restorable/bench.json   (no Ansible: its start-up cost
-                    is b - c)
+  a  bare restic:        restic -r REPO backup --json DATA
+  b  the run module:     ansible -i INV localhost -m restorable.backup.run -a "job=bench root=ROOT"
+                         (after restorable.backup.apply converged a one-host inventory, so the job
+                         configuration, credentials and runtime exist); timed whole, and
+     b_task              the run task alone as Ansible times it: from the worker starting it
+                         (payload build, transfer, module run) to its result, without the `ansible`
+                         CLI start-up, inventory parsing and play setup (bench/callback_plugins/
+                         bench_task_timing.py, loaded for b and d only)
+  c  the runner:         PYTHONPATH=ROOT/usr/local/lib/restorable python3 -m restorable_agent run
+                         --config ROOT/etc/restorable/bench.json   (what the timer runs, no Ansible)
+  d  restic via Ansible: ansible -i INV localhost -m ansible.builtin.command
+                         -a "restic -r REPO --password-file PW backup --json DATA"
+                         the bare tool through the same CLI, so the CLI's fixed cost shows
+                         (d - a) apart from the run module's own (b - d); d_task as b_task
 
-then once more with the data unchanged (incremental). Every run starts from a freshly
-initialised repository on the same file system (init is not timed). The run path also applies
-the dataset's retention (restic forget --prune; retention is required by the policy schema), so
-bare restic's forget --prune is timed as well, after each of its backups: "a+forget" is the same
-restic work without the orchestration. The order alternates (a b c, c b a, ...) so that drift
-cancels. The data stay in the page cache for every run (read once before the first run): the
-page cache is not dropped, as that would touch every other process on the machine.
+then once more with the data unchanged (incremental). Every variant starts from a freshly
+initialised repository on the same file system (init is not timed). The dataset's retention is
+{last: 7, prune_every: 7}: the run path applies it (restic forget --prune) after every 7th
+backup, so neither backup of a round does; bare restic's forget --prune is timed after each of
+its backups (a_forget_*) to show what the 7th backup adds, and the "amortised" ratios add a
+seventh of it to both sides. The order alternates (a b c d, d c b a, ...) so that drift cancels.
+The data stay in the page cache for every run (read once before the first run): the page cache
+is not dropped, as that would touch every other process on the machine.
 
-Reports medians and ratios and exits 0 whether or not a target is met; the last line of output
-is a JSON summary.
+Reports medians and ratios, each against a, and exits 0 whether or not a target is met; the
+last line of output is a JSON summary.
 
     .venv/bin/python bench/agent_backup.py [--runs 5] [--size-mib 1024] [--files 8] [--collections-path DIR]
 """
@@ -44,7 +52,8 @@ HOST_PYTHON = "/usr/bin/python3"
 JOB = "bench"
 TARGET = "bench-repo"
 HOST = "localhost"
-RETENTION = {"last": 7}
+RETENTION = {"last": 7, "prune_every": 7}
+TASK_TIMING = os.path.join(REPO, "bench", "callback_plugins")
 TARGET_RATIO = 1.05
 CHUNK = 4 << 20
 
@@ -165,6 +174,10 @@ class Bench:
         self.config = os.path.join(self.root, "etc/restorable/%s.json" % JOB)
         self.run_repo = os.path.join(work, "repo-run")  # named by the job configuration
         self.bare_repo = os.path.join(work, "repo-bare")  # same file system
+        self.ansible_restic_repo = os.path.join(work, "repo-ansible-restic")
+        self.task_timing = os.path.join(work, "task-timing.jsonl")
+        self.ansible_env = dict(self.env, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_CALLBACK_PLUGINS=TASK_TIMING,
+                                ANSIBLE_CALLBACKS_ENABLED="bench_task_timing", BENCH_TASK_TIMING_FILE=self.task_timing)
         self.samples: dict = {}
         self.checks: dict = {}
 
@@ -210,10 +223,35 @@ class Bench:
         for phase in ("full", "incremental"):
             argv = ["ansible", "-i", self.inventory, HOST, "-o", "-m", "restorable.backup.run",
                     "-a", "job=%s root=%s" % (JOB, self.root)]
-            seconds, result = self.timed("b_%s" % phase, argv, self.env, "ansible -m restorable.backup.run")
+            seconds, result = self.ansible("b", phase, argv)
             status = json.loads(result.stdout.split("=>", 1)[1])["status"]
             self._status("b", phase, seconds, status)
             os.sync()
+
+    def ansible_restic(self) -> None:
+        self.fresh(self.ansible_restic_repo)
+        for phase in ("full", "incremental"):
+            command = "restic -r %s --password-file %s backup --json %s" % (
+                self.ansible_restic_repo, self.password_file, self.data)
+            argv = ["ansible", "-i", self.inventory, HOST, "-m", "ansible.builtin.command", "-a", command]
+            seconds, result = self.ansible("d", phase, argv)
+            summary = _restic_summary(result.stdout)
+            self.record("d_%s" % phase, seconds)
+            self.checks.setdefault("d_%s_bytes_added" % phase, []).append(summary.get("data_added"))
+            self.checks.setdefault("d_%s_bytes_processed" % phase, []).append(summary.get("total_bytes_processed"))
+            os.sync()
+
+    def ansible(self, variant: str, phase: str, argv: list) -> tuple:
+        """Run an ad-hoc ansible command; the task's own seconds are recorded under VARIANT_task_PHASE."""
+        if os.path.exists(self.task_timing):
+            os.unlink(self.task_timing)
+        seconds, result = self.timed("%s_%s" % (variant, phase), argv, self.ansible_env, " ".join(argv[4:6]))
+        with open(self.task_timing, encoding="utf-8") as handle:
+            tasks = [json.loads(line) for line in handle]
+        if len(tasks) != 1 or tasks[0]["status"] != "ok":
+            raise SystemExit("expected one successful task, the timing callback saw %s" % tasks)
+        self.record("%s_task_%s" % (variant, phase), tasks[0]["seconds"])
+        return seconds, result
 
     def runner(self) -> None:
         self.fresh(self.run_repo)
@@ -263,7 +301,7 @@ def main() -> int:
     ensure_data(data, args.size_mib, args.files)
     inventory = write_inventory(work, data)
     bench = Bench(work, data, inventory, args.collections_path)
-    for stale in (os.path.join(work, "root"), bench.run_repo, bench.bare_repo):
+    for stale in (os.path.join(work, "root"), bench.run_repo, bench.bare_repo, bench.ansible_restic_repo):
         shutil.rmtree(stale, ignore_errors=True)
 
     log("applying the one-host inventory with restorable.backup.apply")
@@ -273,14 +311,14 @@ def main() -> int:
         "ansible_core": checked(["ansible", "--version"], bench.env, "ansible --version").stdout.split("\n")[0],
     }
     warm(data)
-    variants = {"a": bench.bare, "b": bench.module, "c": bench.runner}
+    variants = {"a": bench.bare, "b": bench.module, "c": bench.runner, "d": bench.ansible_restic}
     load_before = os.getloadavg()
     for round_ in range(args.runs):
-        order = "abc" if round_ % 2 == 0 else "cba"
+        order = "abcd" if round_ % 2 == 0 else "dcba"
         for variant in order:
             variants[variant]()
         log("round %d/%d (%s): %s" % (round_ + 1, args.runs, " ".join(order), ", ".join(
-            "%s %.2f s" % (k, v[-1]) for k, v in sorted(bench.samples.items()) if k[0] in "abc" and "runner" not in k)))
+            "%s %.2f s" % (k, v[-1]) for k, v in sorted(bench.samples.items()) if k[0] in "abcd" and "runner" not in k)))
     load_after = os.getloadavg()
 
     samples = bench.samples
@@ -303,39 +341,53 @@ def main() -> int:
         """Median of the per-round ratios: the variants of one round ran side by side in time."""
         return round(statistics.median(n / d for n, d in zip(numerator, denominator)), 3)
 
+    def difference(smaller: str, larger: str, phase: str) -> float:
+        """Median of the per-round differences larger - smaller."""
+        return round(statistics.median(x - y for x, y in zip(samples["%s_%s" % (larger, phase)],
+                                                             samples["%s_%s" % (smaller, phase)])), 3)
+
+    prune_every = RETENTION["prune_every"]
     ratios = {}
     for phase in ("full", "incremental"):
         a, forget = samples["a_%s" % phase], samples["a_forget_%s" % phase]
-        b, c = samples["b_%s" % phase], samples["c_%s" % phase]
-        same_work = [x + y for x, y in zip(a, forget)]
-        cpu_a = [x + y for x, y in zip(samples["cpu_a_%s" % phase], samples["cpu_a_forget_%s" % phase])]
-        ratios[phase] = {
-            "b_over_a": round(med["b_%s" % phase] / med["a_%s" % phase], 3),
-            "c_over_a": round(med["c_%s" % phase] / med["a_%s" % phase], 3),
-            "b_over_a_paired": paired(b, a),
-            "c_over_a_paired": paired(c, a),
-            "b_over_a_plus_forget_paired": paired(b, same_work),
-            "c_over_a_plus_forget_paired": paired(c, same_work),
-            "cpu_b_over_a": round(med["cpu_b_%s" % phase] / med["cpu_a_%s" % phase], 3),
-            "cpu_c_over_a": round(med["cpu_c_%s" % phase] / med["cpu_a_%s" % phase], 3),
-            "cpu_b_over_a_plus_forget_paired": paired(samples["cpu_b_%s" % phase], cpu_a),
-            "cpu_c_over_a_plus_forget_paired": paired(samples["cpu_c_%s" % phase], cpu_a),
-            "ansible_b_minus_c_seconds": round(statistics.median(x - y for x, y in zip(b, c)), 3),
-            "ansible_b_minus_c_cpu_seconds": round(statistics.median(
-                x - y for x, y in zip(samples["cpu_b_%s" % phase], samples["cpu_c_%s" % phase])), 3),
-        }
-    ratios["full"]["mib_per_s"] = {v: round(args.size_mib / med["%s_full" % v], 1) for v in "abc"}
+        r = ratios[phase] = {}
+        for variant in ("b", "b_task", "c", "d", "d_task"):
+            x = samples["%s_%s" % (variant, phase)]
+            r["%s_over_a" % variant] = round(med["%s_%s" % (variant, phase)] / med["a_%s" % phase], 3)
+            r["%s_over_a_paired" % variant] = paired(x, a)
+        for variant in ("b", "c", "d"):
+            r["cpu_%s_over_a" % variant] = round(med["cpu_%s_%s" % (variant, phase)] / med["cpu_a_%s" % phase], 3)
+        for variant in ("b", "c"):
+            # The prune that every prune_every-th run does, spread over the runs (and added to bare restic too).
+            share = [f / prune_every for f in forget]
+            r["%s_over_a_amortised_prune_paired" % variant] = paired(
+                [x + y for x, y in zip(samples["%s_%s" % (variant, phase)], share)], [x + y for x, y in zip(a, share)])
+        r["ansible_cli_d_minus_d_task_seconds"] = difference("d_task", "d", phase)
+        r["ansible_cli_b_minus_b_task_seconds"] = difference("b_task", "b", phase)
+        r["run_module_b_task_minus_d_task_seconds"] = difference("d_task", "b_task", phase)
+        r["ansible_b_minus_c_seconds"] = difference("c", "b", phase)
+        r["ansible_b_minus_c_cpu_seconds"] = difference("cpu_c", "cpu_b", phase)
+    ratios["full"]["mib_per_s"] = {v: round(args.size_mib / med["%s_full" % v], 1) for v in "abcd"}
     summary["ratios"] = ratios
-    summary["target"] = {"b_over_a_max": TARGET_RATIO, "met_full": ratios["full"]["b_over_a"] <= TARGET_RATIO,
-                         "met_incremental": ratios["incremental"]["b_over_a"] <= TARGET_RATIO}
+    summary["target"] = {
+        "b_over_a_max": TARGET_RATIO,
+        "met_full": ratios["full"]["b_over_a"] <= TARGET_RATIO,
+        "met_incremental": ratios["incremental"]["b_over_a"] <= TARGET_RATIO,
+        "task_met_full": ratios["full"]["b_task_over_a"] <= TARGET_RATIO,
+        "task_met_incremental": ratios["incremental"]["b_task_over_a"] <= TARGET_RATIO,
+    }
 
     for phase in ("full", "incremental"):
         r = ratios[phase]
-        log("%-11s  a bare %.2f s (+forget --prune %.2f s)  b ansible run %.2f s  c runner %.2f s  b/a %.3f "
-            "(paired %.3f, cpu %.3f)  c/a %.3f (paired %.3f, cpu %.3f)  b/(a+forget) paired %.3f, cpu %.3f" % (
-                phase, med["a_%s" % phase], med["a_forget_%s" % phase], med["b_%s" % phase], med["c_%s" % phase],
-                r["b_over_a"], r["b_over_a_paired"], r["cpu_b_over_a"], r["c_over_a"], r["c_over_a_paired"],
-                r["cpu_c_over_a"], r["b_over_a_plus_forget_paired"], r["cpu_b_over_a_plus_forget_paired"]))
+        log("%-11s  a bare %.2f s (forget --prune %.2f s)  b ansible run %.2f s (task %.2f s)  c runner %.2f s  "
+            "d ansible restic %.2f s (task %.2f s)" % (
+                phase, med["a_%s" % phase], med["a_forget_%s" % phase], med["b_%s" % phase],
+                med["b_task_%s" % phase], med["c_%s" % phase], med["d_%s" % phase], med["d_task_%s" % phase]))
+        log("%-11s  over a: b %.3f (paired %.3f, cpu %.3f)  b_task %.3f  c %.3f (paired %.3f)  d %.3f  d_task %.3f  "
+            "amortised prune: b %.3f c %.3f" % (
+                "", r["b_over_a"], r["b_over_a_paired"], r["cpu_b_over_a"], r["b_task_over_a"], r["c_over_a"],
+                r["c_over_a_paired"], r["d_over_a"], r["d_task_over_a"], r["b_over_a_amortised_prune_paired"],
+                r["c_over_a_amortised_prune_paired"]))
     print(json.dumps(summary, sort_keys=True))
     return 0
 
