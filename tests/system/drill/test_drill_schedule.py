@@ -24,7 +24,7 @@ from secrets import token_hex
 import pytest
 import yaml
 
-from fleet.inventory import REPO, ansible_bin, ansible_env
+from fleet.inventory import REPO, ansible_bin, ansible_env, write_inventory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apply"))
 from apply_helpers import parse_recap  # noqa: E402  (the apply tests' PLAY RECAP reader)
@@ -277,3 +277,37 @@ def test_cross_host_drill_from_s3_on_demand_and_scheduled(moto_server, tmp_path:
     assert (record["result"], record["drill_host"]) == ("passed", "drillhost")
     assert record["recovery_point"]["id"] == on_demand["recovery_point"]["id"], "both paths restore the same point"
     assert {l["name"]: l["status"] for l in record["layers"]}["integrity"] == "ok"
+
+
+def test_systemd_runs_the_drill_service_on_a_real_systemd_host(systemd_host, tmp_path: Path) -> None:
+    """A host that drills its own dataset (no drill_host) under real systemd: the timer is enabled
+    and active after apply, and the service systemd starts drills with the backup's status
+    (freshness checked against the canary token the backup recorded)."""
+    systemd_host.run("rm -rf /srv/drilldata /var/lib/restorable/drills && mkdir -p /srv/drilldata && "
+                     "for i in 1 2 3; do echo line $i > /srv/drilldata/f$i.txt; done")
+    policy = {
+        "agent_root": "/",
+        "restorable_targets": {"disk": {"type": "local", "path": "/srv/drill-repo",
+                                        "password": "systemd-drill-" + token_hex(8)}},
+        "restorable_schedules": {"daily": {"calendar": "*-*-* 03:00:00"}},
+        "restorable_datasets": {"srvdata": {"tier": "agent", "paths": ["/srv/drilldata"], "targets": ["disk"],
+                                            "schedule": "daily", "rpo": "26h", "retention": {"last": 3}}},
+        "restorable_drills": {"selfcheck": {"datasets": ["srvdata"], "calendar": "*-*-* 05:00:00"}},
+    }
+    inventory = write_inventory(tmp_path / "inventory.yml", [systemd_host], extra_vars=policy)
+    for name in ("apply", "backup"):
+        run = playbook(inventory, name)
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    unit = "restorable-drill-%s-selfcheck" % systemd_host.name
+    for query in ("is-enabled", "is-active"):
+        assert systemd_host.run(["systemctl", query, unit + ".timer"], check=False).returncode == 0, query
+    verify = systemd_host.run(["systemd-analyze", "verify", "/etc/systemd/system/%s.service" % unit,
+                               "/etc/systemd/system/%s.timer" % unit], check=False)
+    assert verify.returncode == 0, verify.stderr
+    started = systemd_host.run(["systemctl", "start", "--wait", unit + ".service"], check=False, timeout=300)
+    assert started.returncode == 0, started.stderr + systemd_host.run(["journalctl", "-u", unit], check=False).stdout
+    ledger = systemd_host.run(["cat", "/var/lib/restorable/drills/ledger.jsonl"]).stdout
+    (record,) = [json.loads(line) for line in ledger.splitlines()]
+    assert record["result"] == "passed", record
+    assert {l["name"]: l["status"] for l in record["layers"]}["freshness"] == "ok"
+    assert systemd_host.run(["stat", "-c", "%a", "/etc/restorable/drills/%s-selfcheck.json" % systemd_host.name]).stdout.strip() == "600"
