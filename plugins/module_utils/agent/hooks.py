@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
@@ -67,6 +66,9 @@ def ping(url: str | None, event: str, message: str = "", timeout: float = PING_T
     """
     if not url:
         return False
+    # Imported only when a ping URL is set: urllib.request pulls in http.client, ssl and email,
+    # a cost every run would pay otherwise.
+    import urllib.request  # pylint: disable=import-outside-toplevel
     target = url + {"start": "/start", "success": "", "fail": "/fail"}[event]
     request = urllib.request.Request(target, data=message.encode("utf-8")[:10000], method="POST",
                                      headers={"User-Agent": "restorable-agent"})
