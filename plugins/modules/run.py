@@ -11,8 +11,8 @@ short_description: Back up a dataset now, exactly as its scheduled job would
 version_added: 0.1.0
 description:
   - Runs one backup of a scheduled job with the same code the timer or cron entry runs, that is
-    lock, gates, hooks, C(restic backup), freshness canary, retention, periodic check, status,
-    metrics and ping.
+    lock, gates, hooks, C(restic backup), freshness canary, retention (C(restic forget --prune) after
+    every C(retention.prune_every)-th backup), periodic check, status, metrics and ping.
   - On demand, the window and the load gate are ignored unless asked for.
 author:
   - Restorable maintainers (@restorable)
