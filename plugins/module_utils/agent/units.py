@@ -65,22 +65,7 @@ def render_systemd_units(job: AgentJob) -> dict[str, str]:
         "KillMode=mixed",
         "",
     ])
-    timer = "\n".join([
-        "# Managed by restorable.backup (Ansible); changes are overwritten.",
-        "[Unit]",
-        "Description=Schedule of the restorable backup of dataset %s" % job.dataset,
-        "",
-        "[Timer]",
-        "OnCalendar=%s" % job.calendar,
-        # Catch up a run missed while the host was off; the window still applies.
-        "Persistent=true",
-        "AccuracySec=1s",
-        "Unit=%s.service" % base,
-        "",
-        "[Install]",
-        "WantedBy=timers.target",
-        "",
-    ])
+    timer = _timer("Schedule of the restorable backup of dataset %s" % job.dataset, job.calendar, base, "AccuracySec=1s")
     return {base + ".service": service, base + ".timer": timer}
 
 
@@ -96,6 +81,25 @@ def _cron_file(what: str, calendar: str, user: str, command: str) -> str:
         "SHELL=/bin/sh",
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "%s %s %s" % (calendar_to_cron(calendar), user, command.replace("%", "\\%")),
+        "",
+    ])
+
+
+def _timer(description: str, calendar: str, base: str, timing: str) -> str:
+    return "\n".join([
+        "# Managed by restorable.backup (Ansible); changes are overwritten.",
+        "[Unit]",
+        "Description=%s" % description,
+        "",
+        "[Timer]",
+        "OnCalendar=%s" % calendar,
+        # Catch up a run missed while the host was off (a backup's window still applies).
+        "Persistent=true",
+        timing,  # how exactly the start follows the calendar
+        "Unit=%s.service" % base,
+        "",
+        "[Install]",
+        "WantedBy=timers.target",
         "",
     ])
 
@@ -153,21 +157,8 @@ def render_drill_systemd_units(job: DrillJob) -> dict[str, str]:
     base = drill_unit_base_name(job.name)
     exec_start = " ".join(_systemd_quote(arg) for arg in drill_argv(job))
     service = "\n".join(_oneshot_service("Restorable restore drill %s" % job.name, job.config_path, job.install_dir, exec_start) + [""])
-    timer = "\n".join([
-        "# Managed by restorable.backup (Ansible); changes are overwritten.",
-        "[Unit]",
-        "Description=Schedule of the restorable restore drill %s" % job.name,
-        "",
-        "[Timer]",
-        "OnCalendar=%s" % job.calendar,
-        "Persistent=true",
-        "RandomizedDelaySec=%s" % DRILL_RANDOMIZED_DELAY,
-        "Unit=%s.service" % base,
-        "",
-        "[Install]",
-        "WantedBy=timers.target",
-        "",
-    ])
+    timer = _timer("Schedule of the restorable restore drill %s" % job.name, job.calendar, base,
+                   "RandomizedDelaySec=%s" % DRILL_RANDOMIZED_DELAY)
     return {base + ".service": service, base + ".timer": timer}
 
 
