@@ -18,7 +18,7 @@ description:
     file C(<status_dir>/snapshot-<name>.json).
   - With a PostgreSQL profile the data directory's snapshot holds the backup_label, tablespace_map
     and the WAL from the backup's start to its stop, so a copy of it starts without a WAL archive.
-  - When a step fails every snapshot of the attempt is deleted; with O(consistency.on_failure=crash_consistent)
+  - When a step fails every snapshot of the attempt is deleted; with C(on_failure=crash_consistent) in O(consistency)
     a snapshot whose quiesce failed is kept and recorded as not consistent.
   - Scheduling and the export to a tape library come with the array tier; this module is the
     on-demand entry of the same engine.

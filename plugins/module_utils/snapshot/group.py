@@ -32,7 +32,7 @@ from ..common.fileio import atomic_write_json, read_json
 from ..common.locks import FileLock
 from ..consistency import custom, fsfreeze, mariadb, postgresql, sqlite
 from ..consistency.base import (ConsistencyProfile, FreezeRecord, QuiesceFailed, profile_from_config,
-                               quiesce_or_crash_consistent, utc_now)
+                                quiesce_or_crash_consistent, utc_now)
 from .provider import SnapshotError, SnapshotProvider
 
 # Profiles load lazily by type; naming them here makes Ansible ship them with the module.

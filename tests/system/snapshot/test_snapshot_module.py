@@ -27,8 +27,9 @@ def run_module(args: dict, check: bool = False) -> dict:
 def test_module_check_mode_then_backup_api_snapshot(pg_on_btrfs, btrfs, status_dir):
     cluster = pg_on_btrfs.cluster
     args = {"name": "pg-module", "volumes": [str(pg_on_btrfs.volume)], "status_dir": str(status_dir),
-            "consistency": {"type": "postgresql", "postgresql": {"mode": "backup_api", "host": str(cluster.socket_dir),
-                                                                  "port": cluster.port, "user": pg_on_btrfs.role}},
+            "consistency": {"type": "postgresql",
+                            "postgresql": {"mode": "backup_api", "host": str(cluster.socket_dir), "port": cluster.port,
+                                           "user": pg_on_btrfs.role}},
             "postgresql_password": pg_on_btrfs.password}
     left_before = btrfs.snapshots()
     planned = run_module(args, check=True)
