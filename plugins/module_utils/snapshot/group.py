@@ -145,6 +145,8 @@ class ConsistencyGroupSnapshot:
                 discard_error = self._discard(created)
                 self._record_status(started, began, "failed", _failure_reason(exc, discard_error), None, record)
                 raise
+            finally:
+                self.profile.cleanup()  # private client files (a PostgreSQL passfile)
             self._record_status(started, began, "success", record.reason, rp_id, record)
             return manifest
 

@@ -66,6 +66,7 @@ def test_backup_api_snapshot_restores_without_an_archive(pg_on_btrfs, pg_write_l
     status = status_of(status_dir, "pg")
     assert status["result"] == "success" and status["snapshot_id"] == manifest["id"]
     assert status["consistency"]["seconds"] == manifest["freeze_seconds"] > 0
+    assert list((status_dir / "staging").iterdir()) == []  # the passfile is gone
     assert [rp["id"] for rp in engine.recovery_points()] == [manifest["id"]]
     assert engine.delete(manifest["id"]) and not os.path.exists(snapshot)
 
