@@ -166,6 +166,12 @@ def first_field(output: str, separator: str) -> str | None:
     return lines[0].split(separator, 1)[0]
 
 
+def describe_value(value: str | None) -> str:
+    if value is None:
+        return "no row"
+    return repr(value) if value.strip() else "NULL"
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -345,8 +351,7 @@ class ApplicationCheck:
             ok = truthy(value)
             results.append({"query": query, "result": value, "ok": ok})
             if not ok:
-                problems.append("check query %r returned %s" % (query, "no row" if value is None else
-                                                                 repr(value) if value.strip() else "NULL"))
+                problems.append("check query %r returned %s" % (query, describe_value(value)))
         self.details["checks"] = results
         return problems
 
