@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,62 +22,20 @@ import db_helpers  # noqa: E402  pylint: disable=wrong-import-position
 from db_helpers import (APP_DB, PG_PASSWORD, PG_ROLE, MariaDBServer, PgCluster, Sandboxes, WriteLoad,  # noqa: E402
                         chown_tree, mariadb_install, mariadb_start, pg_env, pg_initdb, pg_start, rmtree_quiet,
                         shared_tmpdir)
+from loop_helpers import LoopMount, loop_mount, must  # noqa: E402  pylint: disable=wrong-import-position
 
 db_helpers.make_collection_importable()
-
-
-def run(argv: list, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def must(argv: list, timeout: float = 120) -> str:
-    result = run(argv, timeout)
-    if result.returncode != 0:
-        raise RuntimeError("%s failed: %s" % (" ".join(str(a) for a in argv), result.stderr))
-    return result.stdout
 
 
 def _unusable() -> str | None:
     if os.geteuid() != 0:
         return "loop devices and btrfs need root"
-    for tool in ("losetup", "mkfs.btrfs", "btrfs", "fsfreeze", "mkfs.xfs", "xfs_repair"):
+    for tool in ("losetup", "mount", "mkfs.btrfs", "btrfs", "fsfreeze", "mkfs.xfs"):
         if shutil.which(tool) is None:
             return "%s is not installed" % tool
     if not os.path.exists("/dev/loop-control"):
         return "no /dev/loop-control"
     return None
-
-
-@dataclass
-class LoopMount:
-    """A filesystem on a loop device attached here."""
-
-    image: Path
-    device: str
-    mountpoint: Path
-
-    def close(self) -> None:
-        run(["fsfreeze", "-u", self.mountpoint])  # never unmount a frozen filesystem
-        for _attempt in range(20):
-            if run(["umount", self.mountpoint]).returncode == 0 or not os.path.ismount(self.mountpoint):
-                break
-            time.sleep(0.25)
-        run(["losetup", "-d", self.device])
-        self.image.unlink(missing_ok=True)
-
-
-def loop_mount(image: Path, mountpoint: Path, fstype: str, size_mb: int) -> LoopMount:
-    with open(image, "wb") as handle:
-        handle.truncate(size_mb * 1024 * 1024)
-    device = must(["losetup", "-f", "--show", image]).strip()
-    try:
-        must(["mkfs.btrfs", "-q", "-f", device] if fstype == "btrfs" else ["mkfs.xfs", "-q", "-f", device])
-        mountpoint.mkdir(parents=True, exist_ok=True)
-        must(["mount", device, mountpoint])
-    except BaseException:
-        run(["losetup", "-d", device])
-        raise
-    return LoopMount(image, device, mountpoint)
 
 
 @dataclass

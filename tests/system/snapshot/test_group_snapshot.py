@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import loop_mount, must
+from loop_helpers import loop_mount, must
 from snapshot_helpers import group_snapshot, is_read_only, status_of
 
 from ansible_collections.restorable.backup.plugins.module_utils.consistency.base import QuiesceFailed
