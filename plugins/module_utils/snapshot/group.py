@@ -129,10 +129,10 @@ class ConsistencyGroupSnapshot:
             created: dict[str, str] = {}
             record: FreezeRecord | None = None
             self.profile.last_record = None
+            rp_id = recovery_point_id()
             try:
                 for volume in self.group.volumes:
                     self.provider.check_volume(volume)
-                rp_id = recovery_point_id()
                 snapshots, record = self._snapshot_frozen(rp_id, created)
                 self._complete(snapshots, record)
                 for volume in self.group.volumes:
@@ -142,7 +142,7 @@ class ConsistencyGroupSnapshot:
                     atomic_write_json(path, manifest, mode=0o644)
             except BaseException as exc:
                 record = record or getattr(exc, "record", None) or self.profile.last_record
-                discard_error = self._discard(created)
+                discard_error = self._discard(rp_id, created)
                 self._record_status(started, began, "failed", _failure_reason(exc, discard_error), None, record)
                 raise
             finally:
@@ -169,9 +169,16 @@ class ConsistencyGroupSnapshot:
             record.consistent = False
             record.reason = "crash-consistent: %s" % exc
 
-    def _discard(self, created: dict[str, str]) -> str:
-        """Delete every snapshot of a failed attempt; the errors, if some could not be deleted."""
+    def _discard(self, rp_id: str, created: dict[str, str]) -> str:
+        """Delete every manifest and snapshot of a failed attempt; the errors, if some could not be deleted."""
         errors = []
+        for path in self.manifest_paths(rp_id):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                errors.append("removing %s: %s" % (path, exc))
         for path in created.values():
             try:
                 self.provider.delete(path)
