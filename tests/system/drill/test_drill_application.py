@@ -6,8 +6,16 @@ faults: a check query that is false, a data directory copied without quiescing (
 a mariabackup stream cut in half."""
 from __future__ import annotations
 
+import json
+import os
+
+import yaml
+
 from app_fixtures import (mariadb_drill_backups, pg_drill_backups, server_processes,  # noqa: F401
                           shared_tmpdir, rmtree_quiet)
+from test_drill_playbook import playbook
+
+PLAYBOOK_PG_PASSWORD = "drill-playbook-pg-secret-4f1c0e"
 
 APPLICATION = ["integrity", "content", "application"]
 
@@ -24,6 +32,8 @@ def drill(source, kind: str, settings: dict, **overrides) -> dict:
         record = source.drill(sandbox, checks=APPLICATION, rto="10m", application={"type": kind, kind: settings},
                               **overrides)
         assert server_processes(sandbox) == [], "a scratch server survived the drill"
+        pid = layer(record, "application")["details"].get("server_pid")
+        assert pid is None or not os.path.exists("/proc/%d" % pid), "the scratch server %d still runs" % pid
         assert not sandbox.exists(), "the drill left its sandbox behind"
         return record
     finally:
@@ -117,3 +127,46 @@ def test_point_without_streams_fails_clearly(pg_drill_backups):
     record = drill(source, "postgresql", {"mode": "dump"})
     app = layer(record, "application")
     assert app["status"] == "failed" and "no postgresql stream" in app["message"], app
+
+
+def test_drill_playbook_checks_the_postgresql_backup_without_its_password(pg_drill_backups):
+    """apply, backup and drill playbooks: the drill gets mode, databases and checks, never the password."""
+    root = shared_tmpdir("restorable-drill-pgplay-")
+    try:
+        cluster = pg_drill_backups.cluster
+        (root / "data").mkdir()
+        (root / "data" / "notes.txt").write_text("notes\n")
+        host_vars = {
+            "ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            "agent_root": str(root / "host"), "vault_pg_password": PLAYBOOK_PG_PASSWORD,
+            "restorable_targets": {"repo": {"type": "local", "path": str(root / "repository"),
+                                            "password": "{{ lookup('ansible.builtin.password', '%s/restic', length=32, "
+                                                        "chars=['ascii_letters', 'digits']) }}" % root}},
+            "restorable_schedules": {"hourly": {"calendar": "hourly"}},
+            "restorable_compliance": {"plaintext_secrets": "error", "rule_3_2_1_1_0": "ignore"},
+            "restorable_consistency_profiles": {"pg": {"type": "postgresql", "on_failure": "fail", "postgresql": {
+                "mode": "dump", "host": str(cluster.socket_dir), "port": cluster.port, "user": "postgres",
+                "password": "{{ vault_pg_password }}", "databases": ["app"],
+                "checks": ["select count(*) = 2000 from seed"]}}},
+            "restorable_datasets": {"db": {"tier": "agent", "paths": [str(root / "data")], "targets": ["repo"],
+                                           "schedule": "hourly", "consistency": "pg", "retention": {"last": 3},
+                                           "rto": "15m", "rpo": "1h"}},
+            "restorable_drills": {"db-check": {"datasets": ["db"], "sandbox": str(root / "sandbox"),
+                                               "checks": ["integrity", "content", "application"]}},
+        }
+        inventory = root / "inventory.yml"
+        inventory.write_text(yaml.safe_dump({"all": {"hosts": {"pghost": host_vars}}}))
+        evidence = root / "evidence"
+        for name, args in (("apply", ()), ("backup", ()), ("drill", ("-vvv", "-e", "drill_evidence_dir=%s" % evidence))):
+            run = playbook(inventory, name, *args)
+            assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+        assert PLAYBOOK_PG_PASSWORD not in run.stdout + run.stderr
+        ledger = (evidence / "ledger.jsonl").read_text()
+        assert PLAYBOOK_PG_PASSWORD not in ledger
+        record = json.loads(ledger.splitlines()[-1])
+        app = layer(record, "application")
+        assert app["status"] == "ok", app
+        assert app["details"]["databases"] == ["app"] and app["details"]["checks"][0]["ok"] is True
+        assert server_processes(root / "sandbox") == [] and not (root / "sandbox").exists()
+    finally:
+        rmtree_quiet(root)
