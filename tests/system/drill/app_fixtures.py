@@ -59,14 +59,19 @@ def make_db_source(root: Path, dataset: str, consistency: dict[str, Any] | None 
     return source
 
 
-def store_stream(source: Source, name: str, data: bytes) -> None:
-    """A stream snapshot of the source's latest run, as the runner tags it (for broken backups)."""
+def restic_bytes(source: Source, *args: str, data: bytes | None = None) -> bytes:
+    """restic on the source's repository with binary input and output (Source.restic is text)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESTIC_")}
     env["RESTIC_PASSWORD_FILE"] = str(source.root / "password")
     env["RESTIC_CACHE_DIR"] = str(source.root / "cache")
-    subprocess.run(["restic", "-r", str(source.repository), "backup", "--quiet", "--host", HOST, "--stdin",
-                    "--stdin-filename", name, "--tag", "dataset:%s" % source.dataset, "--tag", "stream:%s" % name],
-                   input=data, env=env, check=True, capture_output=True)
+    return subprocess.run(["restic", "-r", str(source.repository), *args], input=data, env=env, check=True,
+                          capture_output=True).stdout
+
+
+def store_stream(source: Source, name: str, data: bytes) -> None:
+    """A stream snapshot of the source's latest run, as the runner tags it (for broken backups)."""
+    restic_bytes(source, "backup", "--quiet", "--host", HOST, "--stdin", "--stdin-filename", name,
+                 "--tag", "dataset:%s" % source.dataset, "--tag", "stream:%s" % name, data=data)
 
 
 class PgDrillBackups:
@@ -169,7 +174,8 @@ class MariaDBDrillBackups:
             self.committed = load.stop()
         # The injected fault: the same run's stream cut in half (a copy that broke off).
         good = self.sources["good"]
-        whole = _dump_stream(good, "mariadb/backup.xbstream")
+        whole = restic_bytes(good, "dump", "--tag", "stream:mariadb/backup.xbstream", "latest",
+                             "/mariadb/backup.xbstream")
         bad = make_db_source(work / "bad", "mdbbad", None, repository=good.repository)
         bad.backup()
         store_stream(bad, "mariadb/backup.xbstream", whole[:len(whole) // 2])
@@ -178,14 +184,6 @@ class MariaDBDrillBackups:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
-
-
-def _dump_stream(source: Source, name: str) -> bytes:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RESTIC_")}
-    env["RESTIC_PASSWORD_FILE"] = str(source.root / "password")
-    env["RESTIC_CACHE_DIR"] = str(source.root / "cache")
-    return subprocess.run(["restic", "-r", str(source.repository), "dump", "--tag", "stream:%s" % name, "latest",
-                           "/" + name], env=env, check=True, capture_output=True).stdout
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,9 @@ import os
 
 import yaml
 
-from app_fixtures import (mariadb_drill_backups, pg_drill_backups, server_processes,  # noqa: F401
-                          shared_tmpdir, rmtree_quiet)
+# The session fixtures are used by name.
+from app_fixtures import mariadb_drill_backups, pg_drill_backups  # noqa: F401  pylint: disable=unused-import
+from app_fixtures import rmtree_quiet, server_processes, shared_tmpdir
 from test_drill_playbook import playbook
 
 PLAYBOOK_PG_PASSWORD = "drill-playbook-pg-secret-4f1c0e"
