@@ -5,7 +5,9 @@
 The agent tier stores database backups as restic streams beside each run's file snapshot (see
 ``consistency/postgresql.py`` and ``consistency/mariadb.py``). :class:`RunStreams` finds the
 streams of the run a recovery point belongs to and pipes them out of the repository with
-``restic dump`` (no copy of a dump lands on disk). An :class:`ApplicationCheck` then builds a
+``restic dump`` (no copy of a dump or of the xbstream lands on disk; only the small
+``globals.sql`` is written, edited for the scratch cluster). ``mode: backup_api`` has no streams:
+the data directory is among the restored files. An :class:`ApplicationCheck` then builds a
 scratch server below ``<restore dir>/.restorable-application``, starts it on a private socket
 (no TCP: PostgreSQL with ``listen_addresses=''``, MariaDB with ``--skip-networking``), runs the
 built-in integrity check and the profile's SQL checks, and always stops the server by its PID.
@@ -197,7 +199,10 @@ def chown_tree(path: str, uid: int, gid: int) -> None:
 
 
 class ApplicationCheck:
-    """Starts a scratch server from restored streams, checks it, stops it: check(streams) -> Layer."""
+    """Starts a scratch server from a run's streams (or restored files), checks it, stops it.
+
+    check(streams, restored_root) -> Layer; subclasses build the server in run_checks().
+    """
 
     kind = ""
     os_user = ""
@@ -287,10 +292,9 @@ class ApplicationCheck:
                                   "traversable (o+x) to start the restored server" % (
                                       self.os_user, parent, os.stat(parent).st_mode & 0o7777))
 
-    def command(self, argv: Sequence[str], what: str, timeout: float | None = None) -> CommandResult:
+    def command(self, argv: Sequence[str], what: str) -> CommandResult:
         """argv as the database's OS user; CheckFailed naming what failed."""
-        result = run_command(self.run_as() + list(argv), env=self.env(), timeout=timeout or self.timeout,
-                             cwd=self.scratch)
+        result = run_command(self.run_as() + list(argv), env=self.env(), timeout=self.timeout, cwd=self.scratch)
         if not result.ok:
             raise CheckFailed("%s: %s" % (what, describe_failure(result)))
         return result
