@@ -198,7 +198,6 @@ def _without_values(repository: dict) -> dict:
     return kept
 
 
-
 def planner_from_hostvars(hostvars: Any, roots: dict[str, str] | None = None) -> DrillPlanner:
     """A planner over every host of Ansible's hostvars; roots: agent roots known better than hostvars (role defaults)."""
     policies, found_roots = {}, {}

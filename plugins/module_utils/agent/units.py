@@ -57,8 +57,8 @@ def render_systemd_units(job: AgentJob) -> dict[str, str]:
     """{unit file name: text} for the service and its timer."""
     base = unit_base_name(job.dataset)
     exec_start = " ".join(_systemd_quote(arg) for arg in agent_argv(job))
-    service = "\n".join(_oneshot_service("Restorable backup of dataset %s" % job.dataset, job.config_path,
-                                          job.install_dir, exec_start) + [
+    head = _oneshot_service("Restorable backup of dataset %s" % job.dataset, job.config_path, job.install_dir, exec_start)
+    service = "\n".join(head + [
         "SuccessExitStatus=%s" % SUCCESS_EXIT_STATUS,
         # On stop, SIGTERM goes to the runner only: it stops restic with SIGINT (restic then
         # removes its repository lock) and still runs the post hooks; stragglers get SIGKILL.

@@ -87,4 +87,3 @@ def _out(text: str) -> None:
 def _fail(message: str, code: int) -> int:
     sys.stderr.write("restorable-drill: error: %s\n" % message)
     return code
-

@@ -239,14 +239,10 @@ def test_cross_host_drill_from_s3_on_demand_and_scheduled(moto_server, tmp_path:
         "restorable_schedules": {"hourly": {"calendar": "hourly"}},
         "restorable_datasets": {},
     }
-    hosts = {
-        "src": {"restorable_datasets": {"app": {
-                    "tier": "agent", "paths": [host_root + "/data"], "targets": ["cloud"], "schedule": "hourly",
-                    "rpo": "1h", "retention": {"last": 3}}},
-                "restorable_drills": {"nightly": {"datasets": ["app"], "drill_host": "drillhost", "calendar": "*-*-* 04:00:00",
-                                                  "sandbox": str(sandbox)}}},
-        "drillhost": {},
-    }
+    dataset = {"tier": "agent", "paths": [host_root + "/data"], "targets": ["cloud"], "schedule": "hourly",
+               "rpo": "1h", "retention": {"last": 3}}
+    drill = {"datasets": ["app"], "drill_host": "drillhost", "calendar": "*-*-* 04:00:00", "sandbox": str(sandbox)}
+    hosts = {"src": {"restorable_datasets": {"app": dataset}, "restorable_drills": {"nightly": drill}}, "drillhost": {}}
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"all": {"vars": common, "hosts": hosts}}))
     data = tmp_path / "hosts/src/data"
