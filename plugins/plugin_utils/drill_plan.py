@@ -12,13 +12,13 @@
 from __future__ import annotations
 
 import posixpath
+import re
 from typing import Any
 
 from ansible_collections.restorable.backup.plugins.plugin_utils.agent_plan import SECRETS_DIR, AgentPlanner, below
 from ansible_collections.restorable.backup.plugins.plugin_utils.inventory_policy import plain
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.validator import VARIABLE_PREFIX
 
-DRILL_CONFIG_DIR = "/etc/restorable/drills"
 # Its own directory: the drill_schedule module owns every file in it and removes the unwanted.
 DRILL_SECRETS_DIR = SECRETS_DIR + "/drills"
 EVIDENCE_DIR = "/var/lib/restorable/drills"
@@ -39,13 +39,18 @@ class _RemoteRepositories(AgentPlanner):
         return super()._options(secret_stem(self.host, name), target)
 
 
+def _safe(host: str) -> str:
+    """An inventory name as a file and unit name part: cron skips files with dots (FQDNs)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", host)
+
+
 def secret_stem(source: str, target: str) -> str:
     """File name stem of a source repository's credentials copied to a drill host."""
-    return "%s-%s" % (source, target)
+    return "%s-%s" % (_safe(source), target)
 
 
 def job_name(source: str, drill: str) -> str:
-    return "%s-%s" % (source, drill)
+    return "%s-%s" % (_safe(source), drill)
 
 
 class DrillPlanner:
@@ -168,12 +173,19 @@ class DrillPlanner:
         root = self.root(drill_host)
         jobs: dict[str, dict] = {}
         secrets: dict[str, str] = {}
+        owners: dict[str, str] = {}  # job name: source host
         entries = self.drills_on(drill_host)
         for entry in entries:
             for secret in entry["secrets"]:
-                secrets[secret["path"]] = secret["content"]
+                if secrets.setdefault(secret["path"], secret["content"]) != secret["content"]:
+                    raise ValueError("two source repositories of drills on %s need the same file %s: rename a host or target"
+                                     % (drill_host, secret["path"]))
             if not entry["calendar"]:
                 continue
+            source = entry["params"]["source_host"]
+            if owners.setdefault(entry["name"], source) != source:
+                raise ValueError("drills of %s and %s on %s would share the job name %s: rename a host or drill"
+                                 % (owners[entry["name"]], source, drill_host, entry["name"]))
             job = jobs.setdefault(entry["name"], {
                 "name": entry["name"], "calendar": entry["calendar"],
                 "config": {"format": 1, "name": entry["name"], "evidence_dir": below(root, EVIDENCE_DIR), "datasets": []}})

@@ -132,3 +132,14 @@ def test_unknown_drill_host_is_an_error():
     policies["web1"]["restorable_drills"]["weekly"]["drill_host"] = "ghost"
     with pytest.raises(ValueError, match="ghost"):
         DrillPlanner(policies, {}).drills_of("web1")
+
+
+def test_fqdn_sources_get_names_cron_reads_and_clashes_are_refused():
+    policies = fleet()
+    policies["web1.example.com"] = policies.pop("web1")
+    (job,) = DrillPlanner(policies, {}).schedule("drill1")["jobs"]
+    assert job["name"] == "web1_example_com-weekly"
+    assert sorted(job) == ["calendar", "config", "name"], "exactly the drill_schedule module's job options"
+    policies["web1_example.com"] = dict(policies["web1.example.com"])
+    with pytest.raises(ValueError, match="share the job name web1_example_com-weekly"):
+        DrillPlanner(policies, {}).schedule("drill1")
