@@ -20,7 +20,8 @@ up into a fresh local restic repository by
                          (d - a) apart from the run module's own (b - d); d_task as b_task
 
 then once more with the data unchanged (incremental). Every variant starts from a freshly
-initialised repository on the same file system (init is not timed). The dataset's retention is
+initialised repository on the same file system (init is not timed; b and c also from no job
+status, so their count of backups since the last prune starts at 0). The dataset's retention is
 {last: 7, prune_every: 7}: the run path applies it (restic forget --prune) after every 7th
 backup, so neither backup of a round does; bare restic's forget --prune is timed after each of
 its backups (a_forget_*) to show what the 7th backup adds, and the "amortised" ratios add a
@@ -172,6 +173,7 @@ class Bench:
         self.env = environment(work, collections_path)
         self.password_file = os.path.join(self.root, "etc/restorable/secrets/%s.password" % TARGET)
         self.config = os.path.join(self.root, "etc/restorable/%s.json" % JOB)
+        self.status = os.path.join(self.root, "var/lib/restorable/%s.json" % JOB)
         self.run_repo = os.path.join(work, "repo-run")  # named by the job configuration
         self.bare_repo = os.path.join(work, "repo-bare")  # same file system
         self.ansible_restic_repo = os.path.join(work, "repo-ansible-restic")
@@ -189,6 +191,13 @@ class Bench:
         shutil.rmtree(self.env["XDG_CACHE_HOME"], ignore_errors=True)
         checked(["restic", "-r", repository, "init"], self.restic_env(), "restic init")
         os.sync()
+
+    def fresh_job(self) -> None:
+        """A fresh repository for the job, and no status of runs into the old one: its count of
+        backups since the last prune starts again, so no timed run is a prune_every-th."""
+        self.fresh(self.run_repo)
+        if os.path.exists(self.status):
+            os.unlink(self.status)
 
     def record(self, key: str, seconds: float) -> None:
         self.samples.setdefault(key, []).append(seconds)
@@ -219,7 +228,7 @@ class Bench:
             os.sync()
 
     def module(self) -> None:
-        self.fresh(self.run_repo)
+        self.fresh_job()
         for phase in ("full", "incremental"):
             argv = ["ansible", "-i", self.inventory, HOST, "-o", "-m", "restorable.backup.run",
                     "-a", "job=%s root=%s" % (JOB, self.root)]
@@ -254,7 +263,7 @@ class Bench:
         return seconds, result
 
     def runner(self) -> None:
-        self.fresh(self.run_repo)
+        self.fresh_job()
         env = dict(self.env, PYTHONPATH=os.path.join(self.root, "usr/local/lib/restorable"))
         for phase in ("full", "incremental"):
             argv = [HOST_PYTHON, "-m", "restorable_agent", "run", "--config", self.config]
