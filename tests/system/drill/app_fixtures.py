@@ -12,14 +12,15 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "databases"))
 
-from db_helpers import (APP_DB, WriteLoad, chown_tree, mariadb_install, mariadb_start, pg_env, pg_initdb,  # noqa: E402
+from db_helpers import (APP_DB, ArgvWatcher, WriteLoad, chown_tree, mariadb_install, mariadb_start, pg_env, pg_initdb,  # noqa: E402
                         pg_start, rmtree_quiet, shared_tmpdir)
 from drill_helpers import PASSWORD, Source  # noqa: E402
 
@@ -124,12 +125,11 @@ class PgDrillBackups:
             self.cluster.stop()
 
 
-@pytest.fixture(scope="session")
-def pg_drill_backups():
-    _require("psql", "pg_dump", "restic")
-    root = shared_tmpdir("restorable-drill-pg-")
-    work = shared_tmpdir("restorable-drill-pgsrc-")
-    backups = PgDrillBackups(root)
+def backed_up(kind: type, prefix: str) -> Iterator:
+    """A server of kind started in its own directory and backed up once; stopped and removed after."""
+    root = shared_tmpdir(prefix + "-")
+    work = shared_tmpdir(prefix + "-src-")
+    backups = kind(root)
     try:
         backups.start()
         backups.back_up(work)
@@ -138,6 +138,12 @@ def pg_drill_backups():
         backups.stop()
         rmtree_quiet(root)
         rmtree_quiet(work)
+
+
+@pytest.fixture(scope="session")
+def pg_drill_backups():
+    _require("psql", "pg_dump", "restic")
+    yield from backed_up(PgDrillBackups, "restorable-drill-pg")
 
 
 class MariaDBDrillBackups:
@@ -189,31 +195,12 @@ class MariaDBDrillBackups:
 @pytest.fixture(scope="session")
 def mariadb_drill_backups():
     _require("mariadbd", "mariabackup", "mbstream", "restic")
-    root = shared_tmpdir("restorable-drill-mariadb-")
-    work = shared_tmpdir("restorable-drill-mdbsrc-")
-    backups = MariaDBDrillBackups(root)
-    try:
-        backups.start()
-        backups.back_up(work)
-        yield backups
-    finally:
-        backups.stop()
-        rmtree_quiet(root)
-        rmtree_quiet(work)
+    yield from backed_up(MariaDBDrillBackups, "restorable-drill-mariadb")
 
 
 def server_processes(path: Path) -> list[str]:
     """Command lines of running processes that name path (a scratch server left behind)."""
-    found = []
-    needle = str(path).encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % entry, "rb") as handle:
-                cmdline = handle.read()
-        except OSError:
-            continue
-        if needle in cmdline:
-            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
-    return found
+    with ArgvWatcher([str(path)]) as watcher:
+        while watcher.scans < 1:
+            time.sleep(0.01)
+    return watcher.hits
