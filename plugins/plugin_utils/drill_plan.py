@@ -24,7 +24,8 @@ DRILL_SECRETS_DIR = SECRETS_DIR + "/drills"
 EVIDENCE_DIR = "/var/lib/restorable/drills"
 DEFAULT_SANDBOX = "/var/tmp/restorable-drill"
 DEFAULT_CHECKS = ["integrity", "freshness", "content"]
-PASSWORD_KEYS = ("password",)
+# The database settings a drill uses: it starts the restored data in a scratch server of its own.
+SERVER_CHECK_KEYS = ("mode", "databases", "checks")
 
 
 class _RemoteRepositories(AgentPlanner):
@@ -150,13 +151,13 @@ class DrillPlanner:
         return files
 
     def _application(self, source: str, dataset: dict) -> dict[str, Any]:
-        """The dataset's consistency profile for the application layer, without hooks or passwords."""
+        """What the application layer reads of the dataset's consistency profile (as the drill
+        playbook passes it): never a password or a connection to the production server."""
         profiles = self.policies[source].get("restorable_consistency_profiles") or {}
         profile = profiles.get(dataset.get("consistency") or "") or {}
-        application: dict[str, Any] = {"type": profile.get("type", "none")}
-        for key, value in profile.items():
-            if isinstance(value, dict):
-                application[key] = {k: v for k, v in value.items() if k not in PASSWORD_KEYS}
+        application: dict[str, Any] = {"type": profile.get("type", "none"), "sqlite": dict(profile.get("sqlite") or {})}
+        for server in ("postgresql", "mariadb"):
+            application[server] = {k: v for k, v in (profile.get(server) or {}).items() if k in SERVER_CHECK_KEYS}
         return application
 
     def _protected_paths(self, source: str, drill_host: str) -> list[str]:

@@ -93,10 +93,10 @@ def test_drill_parameters_follow_the_policy_and_defaults():
     assert weekly["sandbox"] == "/var/tmp/drills"
     # Both hosts' protected paths, every tier.
     assert weekly["protected_paths"] == ["/srv/www", "/srv/bucket", "/var/lib/vm", "/srv/own"]
-    assert weekly["application"] == {"type": "postgresql", "postgresql": {"mode": "dump", "port": 5432}}
+    assert weekly["application"] == {"type": "postgresql", "sqlite": {}, "postgresql": {"mode": "dump"}, "mariadb": {}}
     local = planner().drills_on("web1")[0]["params"]
     assert local["sandbox"] == "/var/tmp/restorable-drill" and local["sample"] == {"mode": "all"}
-    assert "rto" not in local and local["application"] == {"type": "none"}
+    assert "rto" not in local and local["application"] == {"type": "none", "sqlite": {}, "postgresql": {}, "mariadb": {}}
 
 
 def test_schedule_holds_secrets_for_every_drill_and_jobs_for_calendars_only():
