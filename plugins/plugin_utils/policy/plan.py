@@ -51,8 +51,10 @@ def plan_lines(policy: dict, compliance: dict | None = None) -> list:
         for target in dataset.get("targets", []):
             lines.append("  copy to %s" % _target_text(target, targets[target]))
         lines.append("  when: %s" % _when(dataset, schedules))
-        retention = ", ".join("%s %s" % (k, v) for k, v in dataset["retention"].items() if k != "thinning")
-        lines.append("  keep: %s" % (retention or "thinning rules"))
+        rules = dataset["retention"]
+        retention = ", ".join("%s %s" % (k, v) for k, v in rules.items() if k not in ("thinning", "prune_every"))
+        lines.append("  keep: %s%s" % (retention or "thinning rules",
+                                       ", applied every %s backups" % rules["prune_every"] if "prune_every" in rules else ""))
         if "consistency" in dataset:
             lines.append("  consistency: profile %s" % dataset["consistency"])
         objectives = ", ".join("%s %s" % (k.upper(), dataset[k]) for k in ("rpo", "rto") if k in dataset)

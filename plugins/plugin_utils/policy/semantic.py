@@ -46,6 +46,7 @@ class PolicyChecks:
             self.check_drills,
             self.check_retention_covers_drills,
             self.check_tape_chains,
+            self.check_retention_cadence,
         ):
             problems.extend(check())
         return problems
@@ -272,6 +273,13 @@ class PolicyChecks:
             max_age = parse_duration(retention["max_age"])
             horizon = max_age if horizon is None else min(horizon, max_age)
         return horizon
+
+    def check_retention_cadence(self):
+        # prune_every paces restic's forget --prune; snapshot tiers apply their retention each run.
+        for name, dataset in self.datasets.items():
+            if dataset["tier"] != "agent" and "prune_every" in dataset.get("retention", {}):
+                yield self._problem(("restorable_datasets", name, "retention", "prune_every"),
+                                    "applies to agent datasets only; the %s tier ignores it" % dataset["tier"], "warning")
 
     def check_tape_chains(self):
         for name, dataset in self.datasets.items():
