@@ -113,36 +113,21 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.restorable.backup.plugins.module_utils.agent.units import CalendarError
 from ansible_collections.restorable.backup.plugins.module_utils.converge.drills import DrillScheduler, DrillScheduleSpec
-from ansible_collections.restorable.backup.plugins.module_utils.converge.jobs import JobFailed
+from ansible_collections.restorable.backup.plugins.module_utils.converge.jobs import converge_and_exit, schedule_argument_spec
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(
-            jobs=dict(type="list", elements="dict", required=True, options=dict(
-                name=dict(type="str", required=True),
-                calendar=dict(type="str", required=True),
-                config=dict(type="dict", required=True),
-            )),
-            secrets=dict(type="list", elements="dict", default=[], no_log=False, options=dict(
-                path=dict(type="path", required=True),
-                content=dict(type="str", required=True, no_log=True),
-            )),
-            scheduler=dict(type="str", choices=["auto", "systemd", "cron"], default="auto"),
-            root=dict(type="path", default="/"),
-            python=dict(type="path", default="/usr/bin/python3"),
-        ),
+        argument_spec=schedule_argument_spec(dict(
+            name=dict(type="str", required=True),
+            calendar=dict(type="str", required=True),
+            config=dict(type="dict", required=True),
+        )),
         supports_check_mode=True,
     )
     scheduler = DrillScheduler(module.check_mode, module.params["scheduler"], module.params["root"], module.params["python"])
-    try:
-        scheduler.converge([DrillScheduleSpec.from_params(p) for p in module.params["jobs"]], module.params["secrets"])
-    except (JobFailed, CalendarError, OSError, ValueError) as exc:
-        module.fail_json(msg="scheduling restore drills failed: %s" % exc, actions=scheduler.actions)
-    result = dict(changed=scheduler.files.changes.changed, scheduler=scheduler.scheduler, actions=scheduler.actions)
-    if module._diff:
-        result["diff"] = scheduler.files.changes.diff()
-    module.exit_json(**result)
+    converge_and_exit(module, scheduler, [DrillScheduleSpec.from_params(p) for p in module.params["jobs"]], "restore drills",
+                      (CalendarError, ValueError))
 
 
 if __name__ == "__main__":

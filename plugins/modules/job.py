@@ -116,39 +116,24 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.restorable.backup.plugins.module_utils.converge.jobs import JobFailed, JobManager, JobSpec
+from ansible_collections.restorable.backup.plugins.module_utils.converge.jobs import (
+    JobManager, JobSpec, converge_and_exit, schedule_argument_spec)
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(
-            jobs=dict(type="list", elements="dict", required=True, options=dict(
-                name=dict(type="str", required=True),
-                calendar=dict(type="str", required=True),
-                delay_seconds=dict(type="int", default=0),
-                config=dict(type="dict", required=True),
-                dataset=dict(type="str"),
-                target=dict(type="str"),
-            )),
-            secrets=dict(type="list", elements="dict", default=[], no_log=False, options=dict(
-                path=dict(type="path", required=True),
-                content=dict(type="str", required=True, no_log=True),
-            )),
-            scheduler=dict(type="str", choices=["auto", "systemd", "cron"], default="auto"),
-            root=dict(type="path", default="/"),
-            python=dict(type="path", default="/usr/bin/python3"),
-        ),
+        argument_spec=schedule_argument_spec(dict(
+            name=dict(type="str", required=True),
+            calendar=dict(type="str", required=True),
+            delay_seconds=dict(type="int", default=0),
+            config=dict(type="dict", required=True),
+            dataset=dict(type="str"),
+            target=dict(type="str"),
+        )),
         supports_check_mode=True,
     )
     manager = JobManager(module.check_mode, module.params["scheduler"], module.params["root"], module.params["python"])
-    try:
-        manager.converge([JobSpec.from_params(p) for p in module.params["jobs"]], module.params["secrets"])
-    except (JobFailed, OSError) as exc:
-        module.fail_json(msg="scheduling backup jobs failed: %s" % exc, actions=manager.actions)
-    result = dict(changed=manager.files.changes.changed, scheduler=manager.scheduler, actions=manager.actions)
-    if module._diff:
-        result["diff"] = manager.files.changes.diff()
-    module.exit_json(**result)
+    converge_and_exit(module, manager, [JobSpec.from_params(p) for p in module.params["jobs"]], "backup jobs")
 
 
 if __name__ == "__main__":

@@ -8,20 +8,31 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass
+from typing import Callable
 
 from ..agent.standalone import DEFAULT_INSTALL_DIR, install_standalone
 from ..agent.units import AgentJob, cron_file_name, render_cron_file, render_systemd_units, unit_base_name
+from ..agent.config import CONFIG_DIR, job_config_path
 from .files import DesiredFile, FileConverger
 
 SYSTEMD_DIR = "etc/systemd/system"
 CRON_DIR = "etc/cron.d"
-CONFIG_DIR = "etc/restorable"
 SYSTEMD, CRON = "systemd", "cron"
 _UNIT_GLOB = unit_base_name("*")
 
 
-def job_config_path(root: str, name: str) -> str:
-    return os.path.join(root, CONFIG_DIR, name + ".json")
+def schedule_argument_spec(job_options: dict) -> dict:
+    """The arguments the job and drill_schedule modules share; job_options describe one job."""
+    return dict(
+        jobs=dict(type="list", elements="dict", required=True, options=job_options),
+        secrets=dict(type="list", elements="dict", default=[], no_log=False, options=dict(
+            path=dict(type="path", required=True),
+            content=dict(type="str", required=True, no_log=True),
+        )),
+        scheduler=dict(type="str", choices=["auto", "systemd", "cron"], default="auto"),
+        root=dict(type="path", default="/"),
+        python=dict(type="path", default="/usr/bin/python3"),
+    )
 
 
 def detect_scheduler() -> str:
@@ -64,51 +75,68 @@ class JobManager:
         for secret in secrets:
             if self.files.ensure(DesiredFile(secret["path"], secret["content"].rstrip("\n") + "\n", 0o600, secret=True)):
                 self.actions.append("placed %s" % secret["path"])
-        runtime = install_standalone(self.install_dir, self.check_mode)
-        if runtime:
-            self.actions.append("%s agent runtime in %s (%d files)" % ("would update" if self.check_mode else "updated", self.install_dir, len(runtime)))
-            self.files.changes.written.extend(runtime)
+        self.install_runtime()
         wanted_units: set = set()
         for job in jobs:
             wanted_units.update(self._ensure_job(job))
-        self._prune(wanted_units, {self.config_path(job.name) for job in jobs})
-        if self.scheduler == SYSTEMD and self.activate:
-            self._activate_timers([job.name for job in jobs])
+        self.prune_units(wanted_units, _UNIT_GLOB)
+        for path in sorted(set(glob.glob(os.path.join(self.config_dir, "*.json"))) - {self.config_path(job.name) for job in jobs}):
+            if _is_job_config(path) and self.files.remove(path):
+                self.actions.append("removed %s" % path)
+        self.activate_timers({job.name: unit_base_name(job.name) + ".timer" for job in jobs})
 
     def config_path(self, name: str) -> str:
         return job_config_path(self.root, name)
 
-    def _ensure_job(self, job: JobSpec) -> set:
-        config_text = json.dumps(job.config, indent=2, sort_keys=True) + "\n"
-        if self.files.ensure(DesiredFile(self.config_path(job.name), config_text, 0o600)):
-            self.actions.append("%s: job configuration" % job.name)
-        agent_job = AgentJob(job.name, self.config_path(job.name), job.calendar, job.delay_seconds,
-                             python=self.python, install_dir=self.install_dir)
+    def install_runtime(self) -> None:
+        """The standard-library runtime the timers and cron entries run."""
+        runtime = install_standalone(self.install_dir, self.check_mode)
+        if runtime:
+            self.actions.append("%s agent runtime in %s (%d files)" % ("would update" if self.check_mode else "updated", self.install_dir, len(runtime)))
+            self.files.changes.written.extend(runtime)
+
+    def ensure_config(self, name: str, config: dict, what: str) -> None:
+        text = json.dumps(config, indent=2, sort_keys=True) + "\n"
+        if self.files.ensure(DesiredFile(self.config_path(name), text, 0o600)):
+            self.actions.append("%s: %s" % (name, what))
+
+    def ensure_schedule(self, name: str, systemd_units: Callable[[], dict], cron_name: str, cron_text: Callable[[], str]) -> set:
+        """The job's units (systemd) or cron entry, by scheduler; the paths wanted.
+
+        Rendered lazily: cron cannot express every calendar a systemd timer can.
+        """
         if self.scheduler == SYSTEMD:
-            wanted = {os.path.join(self.systemd_dir, name): text for name, text in render_systemd_units(agent_job).items()}
+            wanted = {os.path.join(self.systemd_dir, unit): text for unit, text in systemd_units().items()}
         else:
-            wanted = {os.path.join(self.cron_dir, cron_file_name(job.name)): render_cron_file(agent_job)}
+            wanted = {os.path.join(self.cron_dir, cron_name): cron_text()}
         for path, text in wanted.items():
             if self.files.ensure(DesiredFile(path, text, 0o644)):
-                self.actions.append("%s: %s" % (job.name, path))
+                self.actions.append("%s: %s" % (name, path))
         return set(wanted)
 
-    def _prune(self, wanted_units: set, wanted_configs: set) -> None:
-        managed = glob.glob(os.path.join(self.systemd_dir, _UNIT_GLOB + ".*")) + glob.glob(os.path.join(self.cron_dir, _UNIT_GLOB))
+    def _ensure_job(self, job: JobSpec) -> set:
+        self.ensure_config(job.name, job.config, "job configuration")
+        agent_job = AgentJob(job.name, self.config_path(job.name), job.calendar, job.delay_seconds,
+                             python=self.python, install_dir=self.install_dir)
+        return self.ensure_schedule(job.name, lambda: render_systemd_units(agent_job), cron_file_name(job.name),
+                                    lambda: render_cron_file(agent_job))
+
+    def prune_units(self, wanted_units: set, unit_glob: str) -> None:
+        """Units and cron entries matching unit_glob that no job wants: timers stopped, files removed."""
+        managed = glob.glob(os.path.join(self.systemd_dir, unit_glob + ".*")) + glob.glob(os.path.join(self.cron_dir, unit_glob))
         for path in sorted(set(managed) - wanted_units):
             if path.endswith(".timer") and self.activate and not self.check_mode:
                 self._systemctl("disable", "--now", os.path.basename(path), required=False)
             if self.files.remove(path):
                 self.actions.append("removed %s" % path)
-        for path in sorted(set(glob.glob(os.path.join(self.config_dir, "*.json"))) - wanted_configs):
-            if _is_job_config(path) and self.files.remove(path):
-                self.actions.append("removed %s" % path)
 
-    def _activate_timers(self, names: list) -> None:
+    def activate_timers(self, timers: dict) -> None:
+        """Enable and start each job's timer ({job name: timer unit}) where systemd runs this root."""
+        if self.scheduler != SYSTEMD or not self.activate:
+            return
         if any(p.startswith(self.systemd_dir) for p in self.files.changes.written + self.files.changes.removed) and not self.check_mode:
             self._systemctl("daemon-reload")
-        for name in names:
-            timer = unit_base_name(name) + ".timer"
+        for name, timer in timers.items():
             if self._is(timer, "is-enabled") and self._is(timer, "is-active"):
                 continue
             self.actions.append("%s: %s %s" % (name, "would enable and start" if self.check_mode else "enabled and started", timer))
@@ -123,6 +151,18 @@ class JobManager:
         result = subprocess.run(["systemctl"] + list(args), capture_output=True, text=True, check=False)
         if result.returncode != 0 and required:
             raise JobFailed("systemctl %s failed: %s" % (" ".join(args), result.stderr.strip()))
+
+
+def converge_and_exit(module, manager: "JobManager", jobs: list, what: str, errors: tuple = ()) -> None:
+    """Run manager.converge for a module and exit with changed, scheduler, actions and diff."""
+    try:
+        manager.converge(jobs, module.params["secrets"])
+    except (JobFailed, OSError) + tuple(errors) as exc:
+        module.fail_json(msg="scheduling %s failed: %s" % (what, exc), actions=manager.actions)
+    result = dict(changed=manager.files.changes.changed, scheduler=manager.scheduler, actions=manager.actions)
+    if module._diff:
+        result["diff"] = manager.files.changes.diff()
+    module.exit_json(**result)
 
 
 def _is_job_config(path: str) -> bool:

@@ -15,7 +15,7 @@ import pytest
 
 import db_helpers
 from db_helpers import (APP_DB, MARIADB_PASSWORD, MARIADB_USER, PG_PASSWORD, PG_ROLE, MariaDBServer, PgCluster, Sandboxes,
-                        WriteLoad, chown_tree, mariadb_install, mariadb_start, pg_env, pg_initdb, pg_start,
+                        WriteLoads, chown_tree, mariadb_install, mariadb_start, pg_initdb, pg_start,
                         rmtree_quiet, shared_tmpdir)
 
 db_helpers.make_collection_importable()
@@ -150,35 +150,16 @@ def mariadb_sandbox():
 @pytest.fixture
 def pg_write_load(pg_source):
     """start(table) -> WriteLoad committing rows 1..N into a new table of the app database."""
-    loads = []
-
-    def start(table: str) -> WriteLoad:
-        cluster = pg_source.cluster
-        cluster.psql("CREATE TABLE %s (n int PRIMARY KEY, at timestamptz DEFAULT now())" % table, db=APP_DB)
-        load = WriteLoad(cluster.client_argv(APP_DB), table, env=pg_env(cluster.root), user="postgres").start()
-        loads.append(load)
-        return load
-
-    yield start
-    for load in loads:
-        load.stop()
+    loads = WriteLoads()
+    yield lambda table: loads.postgresql(pg_source.cluster, table)
+    loads.stop_all()
 
 
 @pytest.fixture
 def mariadb_write_load(mariadb_source):
-    loads = []
-
-    def start(table: str) -> WriteLoad:
-        server = mariadb_source.server
-        server.sql("CREATE TABLE %s (n int PRIMARY KEY, at timestamp(6) DEFAULT current_timestamp(6)) ENGINE=InnoDB"
-                   % table, db=APP_DB)
-        load = WriteLoad(server.client_argv(APP_DB), table).start()
-        loads.append(load)
-        return load
-
-    yield start
-    for load in loads:
-        load.stop()
+    loads = WriteLoads()
+    yield lambda table: loads.mariadb(mariadb_source.server, table)
+    loads.stop_all()
 
 
 @pytest.fixture

@@ -290,6 +290,30 @@ class WriteLoad:
         return self.committed
 
 
+class WriteLoads:
+    """Write loads of one test into new tables of the app database, all stopped by stop_all()."""
+
+    def __init__(self) -> None:
+        self.loads: list = []
+
+    def postgresql(self, cluster: "PgCluster", table: str) -> WriteLoad:
+        cluster.psql("CREATE TABLE %s (n int PRIMARY KEY, at timestamptz DEFAULT now())" % table, db=APP_DB)
+        return self._start(WriteLoad(cluster.client_argv(APP_DB), table, env=pg_env(cluster.root), user="postgres"))
+
+    def mariadb(self, server: "MariaDBServer", table: str) -> WriteLoad:
+        server.sql("CREATE TABLE %s (n int PRIMARY KEY, at timestamp(6) DEFAULT current_timestamp(6)) ENGINE=InnoDB"
+                   % table, db=APP_DB)
+        return self._start(WriteLoad(server.client_argv(APP_DB), table))
+
+    def _start(self, load: WriteLoad) -> WriteLoad:
+        self.loads.append(load.start())
+        return load
+
+    def stop_all(self) -> None:
+        for load in self.loads:
+            load.stop()
+
+
 def gap_free_prefix(count: int, low: int | None, high: int | None) -> int:
     """k when the rows are exactly 1..k (k may be 0), else an AssertionError."""
     if count == 0:

@@ -19,8 +19,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "databases"))
 
 import db_helpers  # noqa: E402  pylint: disable=wrong-import-position
-from db_helpers import (APP_DB, PG_PASSWORD, PG_ROLE, MariaDBServer, PgCluster, Sandboxes, WriteLoad,  # noqa: E402
-                        chown_tree, mariadb_install, mariadb_start, pg_env, pg_initdb, pg_start, rmtree_quiet,
+from db_helpers import (APP_DB, PG_PASSWORD, PG_ROLE, MariaDBServer, PgCluster, Sandboxes, WriteLoads,  # noqa: E402
+                        chown_tree, mariadb_install, mariadb_start, pg_initdb, pg_start, rmtree_quiet,
                         shared_tmpdir)
 from loop_helpers import LoopMount, loop_mount, must  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -136,35 +136,16 @@ def mariadb_on_btrfs(btrfs):
 @pytest.fixture
 def pg_write_load(pg_on_btrfs):
     """start(table) -> WriteLoad committing rows 1..N into a new table of the app database."""
-    loads = []
-
-    def start(table: str) -> WriteLoad:
-        cluster = pg_on_btrfs.cluster
-        cluster.psql("CREATE TABLE %s (n int PRIMARY KEY, at timestamptz DEFAULT now())" % table, db=APP_DB)
-        load = WriteLoad(cluster.client_argv(APP_DB), table, env=pg_env(cluster.root), user="postgres").start()
-        loads.append(load)
-        return load
-
-    yield start
-    for load in loads:
-        load.stop()
+    loads = WriteLoads()
+    yield lambda table: loads.postgresql(pg_on_btrfs.cluster, table)
+    loads.stop_all()
 
 
 @pytest.fixture
 def mariadb_write_load(mariadb_on_btrfs):
-    loads = []
-
-    def start(table: str) -> WriteLoad:
-        server = mariadb_on_btrfs.server
-        server.sql("CREATE TABLE %s (n int PRIMARY KEY, at timestamp(6) DEFAULT current_timestamp(6)) ENGINE=InnoDB"
-                   % table, db=APP_DB)
-        load = WriteLoad(server.client_argv(APP_DB), table).start()
-        loads.append(load)
-        return load
-
-    yield start
-    for load in loads:
-        load.stop()
+    loads = WriteLoads()
+    yield lambda table: loads.mariadb(mariadb_on_btrfs.server, table)
+    loads.stop_all()
 
 
 @pytest.fixture
