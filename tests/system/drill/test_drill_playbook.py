@@ -98,3 +98,15 @@ def test_drill_playbook_keeps_evidence_and_fails_on_a_refused_sandbox(tmp_path: 
     assert len((evidence / "ledger.jsonl").read_text().splitlines()) == 4
     report = (evidence / "report.html").read_text()
     assert report.count("<svg") == 4 and "last 2 runs" in report
+
+    # Extra vars choose the datasets and the recovery point of a run.
+    run = playbook(inv, "drill", "-e", "drill_evidence_dir=%s" % evidence, "-e", "drill_datasets=app")
+    assert run.returncode == 0, run.stdout[-4000:]
+    records = [json.loads(line) for line in (evidence / "ledger.jsonl").read_text().splitlines()]
+    assert [r["dataset"] for r in records[4:]] == ["app"]
+    run = playbook(inv, "drill", "-e", "drill_evidence_dir=%s" % evidence, "-e", "drill_names=www-check",
+                   "-e", json.dumps({"drill_recovery_point": {"choice": "at", "at": "2000-01-01T00:00:00Z"}}))
+    assert run.returncode != 0, run.stdout[-4000:]
+    records = [json.loads(line) for line in (evidence / "ledger.jsonl").read_text().splitlines()]
+    assert [(r["dataset"], r["result"]) for r in records[5:]] == [("www", "failed")]
+    assert "no recovery point matches" in records[5]["reason"]
