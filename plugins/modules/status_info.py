@@ -7,12 +7,13 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: status_info
-short_description: What a host last did for each of its backup jobs
+short_description: What a host last did for each of its backup jobs and restore drills
 version_added: 0.1.0
 description:
   - Reads the machine-readable status the runner records for every job configured on the host,
     that is last result and reason, recovery point id, bytes, duration, canary, check results and
     history.
+  - On a drill host, also the newest result of each scheduled restore drill from its ledger.
 author:
   - Restorable maintainers (@restorable)
 options:
@@ -52,6 +53,14 @@ jobs:
   returned: always
   type: dict
   sample: {"www": {"result": "success", "snapshot_id": "4f1c...", "consecutive_failures": 0, "last_success": {"finished": "2026-11-24T01:00:12Z"}}}
+drills:
+  description:
+    - The newest record of each scheduled drill run on this host (source host, dataset and drill), from
+      C(var/lib/restorable/drills/ledger.jsonl) below I(root); empty where no drill ran.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"source_host": "web01", "dataset": "www", "drill": "weekly", "result": "passed", "failed_layers": []}]
 """
 
 import glob
@@ -61,6 +70,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.restorable.backup.plugins.module_utils.agent.config import ConfigError, job_config_path, load_job_config
 from ansible_collections.restorable.backup.plugins.module_utils.agent.status import StatusStore
+from ansible_collections.restorable.backup.plugins.module_utils.drill.report import HOST_EVIDENCE_DIR, LEDGER, latest_drills
 
 
 def main() -> None:
@@ -80,7 +90,8 @@ def main() -> None:
             jobs[name] = StatusStore(config.status_dir, config.dataset).load()
         except (ConfigError, ValueError) as exc:
             module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, jobs=jobs)
+    ledger = os.path.join(root, HOST_EVIDENCE_DIR.lstrip("/"), LEDGER)
+    module.exit_json(changed=False, jobs=jobs, drills=latest_drills(ledger))
 
 
 if __name__ == "__main__":

@@ -15,13 +15,13 @@ import posixpath
 import re
 from typing import Any
 
+from ansible_collections.restorable.backup.plugins.module_utils.drill.report import HOST_EVIDENCE_DIR
 from ansible_collections.restorable.backup.plugins.plugin_utils.agent_plan import SECRETS_DIR, AgentPlanner, below
 from ansible_collections.restorable.backup.plugins.plugin_utils.inventory_policy import plain
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.validator import VARIABLE_PREFIX
 
 # Its own directory: the drill_schedule module owns every file in it and removes the unwanted.
 DRILL_SECRETS_DIR = SECRETS_DIR + "/drills"
-EVIDENCE_DIR = "/var/lib/restorable/drills"
 DEFAULT_SANDBOX = "/var/tmp/restorable-drill"
 DEFAULT_CHECKS = ["integrity", "freshness", "content"]
 # The database settings a drill uses: it starts the restored data in a scratch server of its own.
@@ -189,12 +189,12 @@ class DrillPlanner:
                                  % (owners[entry["name"]], source, drill_host, entry["name"]))
             job = jobs.setdefault(entry["name"], {
                 "name": entry["name"], "calendar": entry["calendar"],
-                "config": {"format": 1, "name": entry["name"], "evidence_dir": below(root, EVIDENCE_DIR), "datasets": []}})
+                "config": {"format": 1, "name": entry["name"], "evidence_dir": below(root, HOST_EVIDENCE_DIR), "datasets": []}})
             job["config"]["datasets"].append(dict(entry["params"], status_file=entry["status_file"],
                                                   repository=_without_values(entry["repository"])))
         return {"drills": len(entries), "jobs": [jobs[name] for name in sorted(jobs)],
                 "secrets": [{"path": path, "content": content} for path, content in sorted(secrets.items())],
-                "evidence_dir": below(root, EVIDENCE_DIR)}
+                "evidence_dir": below(root, HOST_EVIDENCE_DIR)}
 
 
 def _public(entry: dict[str, Any]) -> dict[str, Any]:

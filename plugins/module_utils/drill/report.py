@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 
 from ..common.fileio import atomic_write
 
+HOST_EVIDENCE_DIR = "/var/lib/restorable/drills"  # where scheduled drills keep evidence on a drill host
 LEDGER = "ledger.jsonl"
 JUNIT = "junit.xml"
 HTML = "report.html"
@@ -52,6 +53,20 @@ def read_ledger(path: str) -> list[dict[str, Any]]:
     except FileNotFoundError:
         pass
     return records
+
+
+def latest_drills(path: str) -> list[dict[str, Any]]:
+    """The newest record of each (source host, dataset, drill) of a ledger, in short: what a
+    status query answers (result, reason, when, RTO, RPO, failed layers)."""
+    newest: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for record in read_ledger(path):
+        newest[key(record)] = record
+    return [{"source_host": record.get("source_host"), "dataset": record.get("dataset"), "drill": record.get("drill"),
+             "drill_host": record.get("drill_host"), "result": record.get("result"), "reason": record.get("reason") or "",
+             "finished": record.get("finished"), "recovery_point": (record.get("recovery_point") or {}).get("id"),
+             "rto": record.get("rto") or {}, "rpo": record.get("rpo") or {},
+             "failed_layers": [layer.get("name") for layer in failed_layers(record)]}
+            for name, record in sorted(newest.items())]
 
 
 def failed_layers(record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -211,6 +211,14 @@ def test_a_failing_drill_exits_non_zero_and_is_recorded(scenario: Scenario) -> N
     assert wrong not in json.dumps(last) and wrong not in run.stdout + run.stderr
     junit = ET.parse(b_root / "var/lib/restorable/drills/junit.xml").getroot()
     assert len(list(junit.iter("failure"))) >= 1
+    # The drill host's status answers with the newest result of the drill.
+    query = subprocess.run([str(ansible_bin("ansible")), "-i", str(scenario.inventory()), "host3", "-m",
+                            "restorable.backup.status_info", "-a", "root=%s" % b_root, "-o"],
+                           capture_output=True, text=True, check=False, cwd=REPO, env=ansible_env(), timeout=120)
+    assert query.returncode == 0, query.stdout + query.stderr
+    (drill,) = json.loads(query.stdout.split("=>", 1)[1])["drills"]
+    assert (drill["source_host"], drill["drill"], drill["result"]) == ("host2", "weekly", "failed")
+    assert drill["failed_layers"] and wrong not in query.stdout
 
 
 def test_dropping_the_drill_unschedules_it_and_removes_the_credentials(scenario: Scenario) -> None:
