@@ -318,7 +318,10 @@ def test_killed_run_leaves_no_lock_that_blocks_the_next(agent, restic_local_repo
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
         backups = [argv for argv in scan_cmdlines([])[1] if "backup" in argv and str(data) in argv]
-    time.sleep(1.0)
+    # restic locks the repository once it has opened it (key derivation first; slow on a busy machine).
+    while not repo.restic("list", "locks", "--no-lock").stdout.strip():
+        assert proc.poll() is None and time.monotonic() < deadline, "restic never locked the repository"
+        time.sleep(0.1)
     # Power cut: the runner and restic (in a process group of its own) die at once, no cleanup.
     restic_pid = int(backups[0][-1].split("=")[1])
     os.killpg(proc.pid, signal.SIGKILL)
