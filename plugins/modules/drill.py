@@ -72,6 +72,12 @@ options:
         canary path and token and its snapshot id.
     type: dict
     default: {}
+  canary_path:
+    description:
+      - Where the source host writes the dataset's freshness canary. Without the source's I(status)
+        (a drill host that cannot read it) the restored canary must belong to the dataset and be
+        written just before its recovery point was taken.
+    type: path
   recovery_point:
     description: Which point to restore, as in the drill policy (choice, within_days, seed, at).
     type: dict
@@ -200,6 +206,7 @@ def main() -> None:
                 options=dict(type="list", elements="str", default=[]),
             )),
             status=dict(type="dict", default={}),
+            canary_path=dict(type="path"),
             recovery_point=dict(type="dict", default={"choice": "latest"}),
             sample=dict(type="dict", default={"mode": "all"}),
             checks=dict(type="list", elements="str", default=["integrity", "freshness", "content"]),

@@ -113,6 +113,8 @@ class DrillPlanner:
             "sandbox": drill.get("sandbox") or DEFAULT_SANDBOX,
             "protected_paths": self._protected_paths(source, drill_host),
             "read_data_subset": (dataset.get("check") or {}).get("read_data_subset", "5%"),
+            # Found in the restore even where the source's status (with the token) is not readable.
+            "canary_path": posixpath.join(planner.status_dir, dataset_name + ".canary"),
         }
         for measure in ("rto", "rpo"):
             if drill.get(measure) or dataset.get(measure):

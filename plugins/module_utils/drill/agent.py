@@ -20,6 +20,9 @@ from .engine import (FAILED, OK, SKIPPED, DrillError, Layer, RecoveryPoint, Rest
                      parse_time, sample_items)
 
 DATASET_TAG_PREFIX = "dataset:"
+# The runner writes the canary, then starts restic, which stamps the snapshot with its start.
+CANARY_MAX_LEAD = 900
+CANARY_CLOCK_SLACK = 5
 STREAM_TAG_PREFIX = "stream:"
 _PACK_RES = (re.compile(r"want ([0-9a-f]{64})"), re.compile(r"\bpack ([0-9a-f]{8,64})\b", re.I),
              re.compile(r"\bdata/[0-9a-f]{2}/([0-9a-f]{64})\b"))
@@ -58,8 +61,9 @@ class AgentRestoreDriver(RestoreDriver):
     def __init__(self, repository: ResticRepository, dataset: str, source_host: str,
                  status: dict[str, Any] | None = None, read_data_subset: str | None = "5%",
                  sample_seed: int | None = None, timeout: float | None = None,
-                 application: dict[str, Any] | None = None) -> None:
+                 application: dict[str, Any] | None = None, canary_path: str | None = None) -> None:
         self.application_profile = dict(application or {})
+        self.planned_canary_path = canary_path  # where the source writes it, for drills without its status
         self.sampled = False
         self.repo = repository
         self.dataset = dataset
@@ -109,7 +113,7 @@ class AgentRestoreDriver(RestoreDriver):
         return files
 
     def canary_path(self) -> str | None:
-        return self.status.get("canary_path") or None
+        return self.status.get("canary_path") or self.planned_canary_path or None
 
     def restore(self, point: RecoveryPoint, target: str, sample: dict[str, Any]) -> RestoreStats:
         args = ["restore", point.id, "--target", target, "--verify"]
@@ -173,7 +177,7 @@ class AgentRestoreDriver(RestoreDriver):
     def freshness(self, point: RecoveryPoint, target: str) -> Layer:
         canary = self.canary_path()
         token = self.status.get("canary_token")
-        if not canary or not token:
+        if not canary:
             return Layer("freshness", SKIPPED, "the source status records no canary")
         restored = os.path.join(target, canary.lstrip("/"))
         try:
@@ -182,6 +186,8 @@ class AgentRestoreDriver(RestoreDriver):
         except (OSError, ValueError) as exc:
             return Layer("freshness", FAILED, "canary %s missing or unreadable in the restore: %s" % (
                 canary, getattr(exc, "strerror", None) or exc))
+        if not token:
+            return self._canary_written_with_point(document, point)
         found = str(document.get("token") or "")
         recorded = self.status.get("snapshot_id")
         if recorded and not (point.id.startswith(recorded) or recorded.startswith(point.id)):
@@ -196,6 +202,25 @@ class AgentRestoreDriver(RestoreDriver):
                 self.status.get("finished") or "?"), details={"written": document.get("written")})
         return Layer("freshness", FAILED, "canary token %s... differs from the one the backup recorded %s..." % (
             found[:8], token[:8]), details={"written": document.get("written")})
+
+    def _canary_written_with_point(self, document: dict[str, Any], point: RecoveryPoint) -> Layer:
+        """Without the source's status (a drill on another host) the token is unknown; the canary
+        must still be this dataset's, from the source host, written by the run that took the
+        point: restic stamps a snapshot with its start, just after the runner writes the canary."""
+        written = str(document.get("written") or "")
+        details = {"written": written, "token_known": False}
+        if document.get("dataset") != self.dataset or document.get("host") != self.source_host:
+            return Layer("freshness", FAILED, "the restored canary belongs to %s on %s, not %s on %s" % (
+                document.get("dataset"), document.get("host"), self.dataset, self.source_host), details=details)
+        try:
+            lead = (point.time - parse_time(written)).total_seconds()
+        except ValueError:
+            return Layer("freshness", FAILED, "the restored canary has no readable write time: %r" % written, details=details)
+        if not -CANARY_CLOCK_SLACK <= lead <= CANARY_MAX_LEAD:
+            return Layer("freshness", FAILED, "stale canary: written %s, %.0fs before the point's backup started "
+                         "(at most %ds expected)" % (written, lead, CANARY_MAX_LEAD), details=details)
+        return Layer("freshness", OK, "canary of this dataset written %.1fs before the point was taken (token recorded "
+                     "only on the source host)" % max(lead, 0.0), details=details)
 
     def content(self, point: RecoveryPoint, target: str) -> Layer:
         if self.verified_files is None:

@@ -62,7 +62,8 @@ def run_agent_drill(params: dict[str, Any], check_only: bool = False) -> dict[st
         driver = AgentRestoreDriver(repo, spec.dataset, spec.source_host, status=params.get("status") or {},
                                     read_data_subset=params.get("read_data_subset"),
                                     sample_seed=recovery.get("seed"), timeout=params.get("timeout"),
-                                    application=params.get("application") or {})
+                                    application=params.get("application") or {},
+                                    canary_path=params.get("canary_path"))
         return DrillEngine(spec, driver).run()
     finally:
         shutil.rmtree(secrets_dir, ignore_errors=True)

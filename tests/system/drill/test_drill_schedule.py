@@ -181,11 +181,13 @@ def test_the_timer_command_drills_host2_on_host3_without_host2_files(scenario: S
     assert record["result"] == "passed", record
     assert (record["source_host"], record["drill_host"], record["drill"]) == ("host2", "host3", "weekly")
     assert record["restore_path"].startswith(str(scenario.sandbox) + "/")
-    assert record["sample"]["restored_files"] == 3
+    assert record["sample"]["restored_files"] == 4  # 3 sampled files and the canary
     layers = {l["name"]: l["status"] for l in record["layers"]}
     assert layers["integrity"] == layers["content"] == layers["restore"] == "ok", layers
-    # The backup's status (with its canary token) lives on host2 only.
-    assert layers["freshness"] == "skipped"
+    # The backup's status (with its canary token) lives on host2 only: host3 checks that the
+    # restored canary is host2's, of this dataset, written as the point was taken.
+    freshness = next(l for l in record["layers"] if l["name"] == "freshness")
+    assert freshness["status"] == "ok" and "token recorded only on the source host" in freshness["message"], freshness
     cases = list(ET.parse(evidence / "junit.xml").getroot().iter("testcase"))
     assert [c.get("name") for c in cases] == ["files on host2"] and not list(cases[0].iter("failure"))
     assert "host2" in (evidence / "report.html").read_text()
