@@ -17,7 +17,7 @@ description:
     by file path only. C(secrets) holds the source repositories' credentials (password, S3 keys,
     SSH key, known_hosts) to place on the drill host for every drill that runs there, scheduled
     or not.
-  - Used by the C(restorable.backup.agent) role with M(restorable.backup.drill_schedule); secrets
+  - Used by the C(restorable.backup.agent) role with M(restorable.backup.job) (its O(drills)); secrets
     are part of the result, so never print it.
 author:
   - Restorable maintainers (@restorable)
@@ -37,10 +37,11 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Schedule the drills this host runs
-  restorable.backup.drill_schedule:
-    jobs: "{{ (hostvars | restorable.backup.drill_plan(inventory_hostname)).jobs }}"
-    secrets: "{{ (hostvars | restorable.backup.drill_plan(inventory_hostname)).secrets }}"
+- name: Schedule the backup jobs and the drills this host runs
+  restorable.backup.job:
+    jobs: "{{ (hostvars[inventory_hostname] | restorable.backup.agent_plan(inventory_hostname)).jobs }}"
+    drills: "{{ (hostvars | restorable.backup.drill_plan(inventory_hostname)).jobs }}"
+    drill_secrets: "{{ (hostvars | restorable.backup.drill_plan(inventory_hostname)).secrets }}"
 """
 
 RETURN = r"""

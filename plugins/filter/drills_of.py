@@ -11,7 +11,7 @@ version_added: 0.1.0
 description:
   - One entry per dataset of each drill in a host's C(restorable_drills), with the drill host,
     the repository URL and options as the drill host reaches it (SSH options pointing at the
-    credentials M(restorable.backup.drill_schedule) placed there when the drill runs on another
+    credentials M(restorable.backup.job) placed there when the drill runs on another
     host), the M(restorable.backup.drill) parameters and the calendar.
   - Carries no secret (passwords and keys come from C(restorable.backup.agent_plan)), so it can
     be a loop of a task. The same plan the scheduled drills of C(restorable.backup.drill_plan)

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: job
-short_description: The scheduled backup jobs of a host (systemd timers, or cron)
+short_description: The scheduled backup jobs and restore drills of a host (systemd timers, or cron)
 version_added: 0.1.0
 description:
   - Installs the agent runtime (the same code the M(restorable.backup.run) module runs) under
@@ -18,6 +18,14 @@ description:
     configuration removed.
   - Each job starts at its calendar time plus a per-host offset (C(delay_seconds)), so a fleet does
     not reach its repository at once.
+  - With O(drills), the same call converges the restore drills that run on this host (as a drill
+    host): the credentials of the source repositories it drills (mode 0600, below
+    C(etc/restorable/secrets/drills)), each drill's configuration (C(etc/restorable/drills), secrets
+    by path only) and its timer or cron entry. The scheduled drill runs
+    C(python3 -m restorable_agent drill --config FILE), the code the M(restorable.backup.drill)
+    module runs, appends each record to C(var/lib/restorable/drills/ledger.jsonl), writes JUnit,
+    HTML and Markdown reports beside it, and exits non-zero when a drill failed. That list too is
+    the whole wanted state.
 author:
   - Restorable maintainers (@restorable)
 options:
@@ -65,6 +73,42 @@ options:
         description: The secret.
         type: str
         required: true
+  drills:
+    description:
+      - The scheduled restore drills of this host, normally the C(jobs) of the
+        C(restorable.backup.drill_plan) filter. Omitted, drills are left as they are.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Drill job name (C(<source host>-<drill>)).
+        type: str
+        required: true
+      calendar:
+        description: systemd calendar expression (the drill's C(calendar)).
+        type: str
+        required: true
+      config:
+        description: The drill configuration read by the scheduled job.
+        type: dict
+        required: true
+  drill_secrets:
+    description:
+      - Credentials of the source repositories the host drills, normally the C(secrets) of the
+        C(restorable.backup.drill_plan) filter; written with mode 0600 and never shown in diffs.
+      - Each must be a file directly below C(etc/restorable/secrets/drills) of O(root).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: Where the file goes.
+        type: path
+        required: true
+      content:
+        description: The secret.
+        type: str
+        required: true
   scheduler:
     description: How jobs are started.
     type: str
@@ -98,6 +142,16 @@ EXAMPLES = r"""
 - name: Schedule this host's backup jobs
   restorable.backup.job:
     jobs: "{{ (hostvars[inventory_hostname] | restorable.backup.agent_plan(inventory_hostname)).jobs }}"
+
+- name: Schedule the backup jobs and the restore drills this host runs
+  restorable.backup.job:
+    jobs: "{{ agent_plan.jobs }}"
+    secrets: "{{ agent_plan.secrets }}"
+    drills: "{{ drill_plan.jobs }}"
+    drill_secrets: "{{ drill_plan.secrets }}"
+  vars:
+    agent_plan: "{{ hostvars[inventory_hostname] | restorable.backup.agent_plan(inventory_hostname) }}"
+    drill_plan: "{{ hostvars | restorable.backup.drill_plan(inventory_hostname) }}"
 """
 
 RETURN = r"""
@@ -116,24 +170,46 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.restorable.backup.plugins.module_utils.converge.jobs import (
-    JobManager, JobSpec, converge_and_exit, schedule_argument_spec)
+from ansible_collections.restorable.backup.plugins.module_utils.converge.drills import DrillScheduler, DrillScheduleSpec
+from ansible_collections.restorable.backup.plugins.module_utils.converge.jobs import JobManager, JobSpec, converge_and_exit
+
+SECRET_FILES = dict(type="list", elements="dict", default=[], no_log=False, options=dict(
+    path=dict(type="path", required=True),
+    content=dict(type="str", required=True, no_log=True),
+))
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=schedule_argument_spec(dict(
-            name=dict(type="str", required=True),
-            calendar=dict(type="str", required=True),
-            delay_seconds=dict(type="int", default=0),
-            config=dict(type="dict", required=True),
-            dataset=dict(type="str"),
-            target=dict(type="str"),
-        )),
+        argument_spec=dict(
+            jobs=dict(type="list", elements="dict", required=True, options=dict(
+                name=dict(type="str", required=True),
+                calendar=dict(type="str", required=True),
+                delay_seconds=dict(type="int", default=0),
+                config=dict(type="dict", required=True),
+                dataset=dict(type="str"),
+                target=dict(type="str"),
+            )),
+            secrets=SECRET_FILES,
+            drills=dict(type="list", elements="dict", options=dict(
+                name=dict(type="str", required=True),
+                calendar=dict(type="str", required=True),
+                config=dict(type="dict", required=True),
+            )),
+            drill_secrets=SECRET_FILES,
+            scheduler=dict(type="str", choices=["auto", "systemd", "cron"], default="auto"),
+            root=dict(type="path", default="/"),
+            python=dict(type="path", default="/usr/bin/python3"),
+        ),
         supports_check_mode=True,
     )
-    manager = JobManager(module.check_mode, module.params["scheduler"], module.params["root"], module.params["python"])
-    converge_and_exit(module, manager, [JobSpec.from_params(p) for p in module.params["jobs"]], "backup jobs")
+    params = module.params
+    where = (module.check_mode, params["scheduler"], params["root"], params["python"])
+    # One call for both: every module invocation per host counts on a fleet-wide re-apply.
+    work = [(JobManager(*where), [JobSpec.from_params(p) for p in params["jobs"]], params["secrets"])]
+    if params["drills"] is not None:
+        work.append((DrillScheduler(*where), [DrillScheduleSpec.from_params(p) for p in params["drills"]], params["drill_secrets"]))
+    converge_and_exit(module, work)
 
 
 if __name__ == "__main__":

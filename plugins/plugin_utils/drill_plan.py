@@ -20,7 +20,7 @@ from ansible_collections.restorable.backup.plugins.plugin_utils.agent_plan impor
 from ansible_collections.restorable.backup.plugins.plugin_utils.inventory_policy import plain
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.validator import VARIABLE_PREFIX
 
-# Its own directory: the drill_schedule module owns every file in it and removes the unwanted.
+# Its own directory: the job module (its drills) owns every file in it and removes the unwanted.
 DRILL_SECRETS_DIR = SECRETS_DIR + "/drills"
 DEFAULT_SANDBOX = "/var/tmp/restorable-drill"
 DEFAULT_CHECKS = ["integrity", "freshness", "content"]

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Private to restorable.backup: the agent as a standalone program on the host.
-# The job and drill_schedule modules copy this package, ../common, ../consistency and ../drill
+# The job module copies this package, ../common, ../consistency and ../drill
 # to <install_dir>/restorable_agent/; timers run `python3 -m restorable_agent run --config FILE`
 # (a backup) or `... drill --config FILE` (a scheduled restore drill). Sources are read through the
 # module loaders, so this also works from inside an AnsiballZ zip. Every module is imported

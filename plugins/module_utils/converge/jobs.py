@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..agent.standalone import DEFAULT_INSTALL_DIR, install_standalone
-from ..agent.units import AgentJob, cron_file_name, render_cron_file, render_systemd_units, unit_base_name
+from ..agent.units import AgentJob, CalendarError, cron_file_name, render_cron_file, render_systemd_units, unit_base_name
 from ..agent.config import CONFIG_DIR, job_config_path
 from .files import DesiredFile, FileConverger
 
@@ -19,20 +19,6 @@ SYSTEMD_DIR = "etc/systemd/system"
 CRON_DIR = "etc/cron.d"
 SYSTEMD, CRON = "systemd", "cron"
 _UNIT_GLOB = unit_base_name("*")
-
-
-def schedule_argument_spec(job_options: dict) -> dict:
-    """The arguments the job and drill_schedule modules share; job_options describe one job."""
-    return dict(
-        jobs=dict(type="list", elements="dict", required=True, options=job_options),
-        secrets=dict(type="list", elements="dict", default=[], no_log=False, options=dict(
-            path=dict(type="path", required=True),
-            content=dict(type="str", required=True, no_log=True),
-        )),
-        scheduler=dict(type="str", choices=["auto", "systemd", "cron"], default="auto"),
-        root=dict(type="path", default="/"),
-        python=dict(type="path", default="/usr/bin/python3"),
-    )
 
 
 def detect_scheduler() -> str:
@@ -153,15 +139,19 @@ class JobManager:
             raise JobFailed("systemctl %s failed: %s" % (" ".join(args), result.stderr.strip()))
 
 
-def converge_and_exit(module, manager: "JobManager", jobs: list, what: str, errors: tuple = ()) -> None:
-    """Run manager.converge for a module and exit with changed, scheduler, actions and diff."""
-    try:
-        manager.converge(jobs, module.params["secrets"])
-    except (JobFailed, OSError) + tuple(errors) as exc:
-        module.fail_json(msg="scheduling %s failed: %s" % (what, exc), actions=manager.actions)
-    result = dict(changed=manager.files.changes.changed, scheduler=manager.scheduler, actions=manager.actions)
+def converge_and_exit(module, work: list) -> None:
+    """Converge each (manager, jobs, secrets) for a module; exit with changed, scheduler, actions, diff."""
+    actions: list = []
+    for manager, jobs, secrets in work:
+        try:
+            manager.converge(jobs, secrets)
+        except (JobFailed, CalendarError, OSError, ValueError) as exc:
+            module.fail_json(msg="scheduling failed: %s" % exc, actions=actions + manager.actions)
+        actions += manager.actions
+    managers = [item[0] for item in work]
+    result = dict(changed=any(m.files.changes.changed for m in managers), scheduler=managers[0].scheduler, actions=actions)
     if module._diff:
-        result["diff"] = manager.files.changes.diff()
+        result["diff"] = [entry for m in managers for entry in m.files.changes.diff()]
     module.exit_json(**result)
 
 

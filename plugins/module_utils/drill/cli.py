@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Private to restorable.backup: the scheduled restore drill on a drill host.
 #   python3 -m restorable_agent drill --config /etc/restorable/drills/NAME.json [--quiet]
-# The configuration (written 0600 by the drill_schedule module) lists the datasets of one
+# The configuration (written 0600 by the job module) lists the datasets of one
 # drill of one source host as the drill module's parameters, with every secret as a path to
 # a private file. Each dataset runs through run_agent_drill, the code the drill module runs;
 # the records go to the host's ledger with this run's JUnit, HTML and Markdown reports.

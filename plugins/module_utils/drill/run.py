@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Private to restorable.backup: a drill of one agent dataset from the drill module's
 # parameters, or from a scheduled drill's configuration on the drill host (the same
-# parameters, with the secrets as private files placed by the drill_schedule module).
+# parameters, with the secrets as private files placed by the job module).
 # A password given as a value lives in a private temporary file for the drill's length only;
 # the record never carries a secret.
 from __future__ import annotations

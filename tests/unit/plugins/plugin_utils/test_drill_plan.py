@@ -139,7 +139,7 @@ def test_fqdn_sources_get_names_cron_reads_and_clashes_are_refused():
     policies["web1.example.com"] = policies.pop("web1")
     (job,) = DrillPlanner(policies, {}).schedule("drill1")["jobs"]
     assert job["name"] == "web1_example_com-weekly"
-    assert sorted(job) == ["calendar", "config", "name"], "exactly the drill_schedule module's job options"
+    assert sorted(job) == ["calendar", "config", "name"], "exactly the job module's drill options"
     policies["web1_example.com"] = dict(policies["web1.example.com"])
     with pytest.raises(ValueError, match="share the job name web1_example_com-weekly"):
         DrillPlanner(policies, {}).schedule("drill1")
