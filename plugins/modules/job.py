@@ -19,7 +19,7 @@ description:
   - Each job starts at its calendar time plus a per-host offset (C(delay_seconds)), so a fleet does
     not reach its repository at once.
   - With O(drills), the same call converges the restore drills that run on this host (as a drill
-    host): the credentials of the source repositories it drills (mode 0600, below
+    host), that is the credentials of the source repositories it drills (mode 0600, below
     C(etc/restorable/secrets/drills)), each drill's configuration (C(etc/restorable/drills), secrets
     by path only) and its timer or cron entry. The scheduled drill runs
     C(python3 -m restorable_agent drill --config FILE), the code the M(restorable.backup.drill)
