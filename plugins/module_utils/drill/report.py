@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 from typing import Any, Iterable, Sequence
 
 from ..common.fileio import atomic_write
+from .engine import hours
 
 HOST_EVIDENCE_DIR = "/var/lib/restorable/drills"  # where scheduled drills keep evidence on a drill host
 LEDGER = "ledger.jsonl"
@@ -74,16 +75,7 @@ def failed_layers(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _seconds(value: Any) -> str:
-    if value is None:
-        return "-"
-    value = float(value)
-    if value < 120:
-        return "%.1fs" % value
-    if value < 7200:
-        return "%.1fmin" % (value / 60)
-    if value < 172800:
-        return "%.1fh" % (value / 3600)
-    return "%.1fd" % (value / 86400)
+    return "-" if value is None else hours(float(value))
 
 
 def measure(record: dict[str, Any], name: str) -> str:
