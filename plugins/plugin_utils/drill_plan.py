@@ -15,6 +15,7 @@ import posixpath
 import re
 from typing import Any
 
+from ansible_collections.restorable.backup.plugins.module_utils.agent.config import default_canary_path
 from ansible_collections.restorable.backup.plugins.module_utils.drill.report import HOST_EVIDENCE_DIR
 from ansible_collections.restorable.backup.plugins.plugin_utils.agent_plan import SECRETS_DIR, AgentPlanner, below
 from ansible_collections.restorable.backup.plugins.plugin_utils.inventory_policy import plain
@@ -114,7 +115,7 @@ class DrillPlanner:
             "protected_paths": self._protected_paths(source, drill_host),
             "read_data_subset": (dataset.get("check") or {}).get("read_data_subset", "5%"),
             # Found in the restore even where the source's status (with the token) is not readable.
-            "canary_path": posixpath.join(planner.status_dir, dataset_name + ".canary"),
+            "canary_path": default_canary_path(planner.status_dir, dataset_name),
         }
         for measure in ("rto", "rpo"):
             if drill.get(measure) or dataset.get(measure):

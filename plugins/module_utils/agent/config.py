@@ -117,7 +117,7 @@ class JobConfig:
 
     @property
     def canary_file(self) -> str:
-        return self.canary_path or os.path.join(self.status_dir, self.dataset + ".canary")
+        return self.canary_path or default_canary_path(self.status_dir, self.dataset)
 
     @property
     def metrics_path(self) -> str | None:
@@ -196,6 +196,11 @@ class JobConfig:
         if self.consistency:
             doc["consistency"] = dict(self.consistency)
         return doc
+
+
+def default_canary_path(status_dir: str, dataset: str) -> str:
+    """Where a job writes its freshness canary; drills on other hosts look for it there."""
+    return os.path.join(status_dir, dataset + ".canary")
 
 
 def job_config_path(root: str, name: str) -> str:
