@@ -7,7 +7,7 @@ backed up once into a local restic repository. Each round then runs, in alternat
   a  bare restore:     restic -r REPO restore latest --target DIR
                        then, over the same restored files (not part of a):
                        openssl dgst -sha256 DIR/<every file>
-  b  the drill:        run_agent_drill(params) from plugins/module_utils/drill/run.py, in
+  b  the drill:        run_agent_drill(params) from plugins/module_utils/tiers/agent/drill.py, in
                        process, with the drill module's defaults (checks integrity, freshness,
                        content; read_data_subset 5%; sample all) on the same repository and
                        password, sandbox below the work directory. Its restore step is
@@ -125,7 +125,7 @@ def openssl(target: Path) -> float:
 
 
 def drill(work: Path) -> tuple[float, dict]:
-    from ansible_collections.restorable.backup.plugins.module_utils.drill.run import run_agent_drill
+    from ansible_collections.restorable.backup.plugins.module_utils.tiers.agent.drill import run_agent_drill
     params = {
         "drill": "bench", "dataset": DATASET, "source_host": HOST, "sandbox": str(work / "sandbox"),
         "protected_paths": [str(AGENT_DATA)], "recovery_point": {"choice": "latest"}, "sample": {"mode": "all"},

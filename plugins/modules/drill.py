@@ -189,7 +189,7 @@ record:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.restorable.backup.plugins.module_utils.drill.run import run_agent_drill
+from ansible_collections.restorable.backup.plugins.module_utils.tiers.agent.drill import run_agent_drill
 
 
 def main() -> None:

@@ -61,8 +61,8 @@ status:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.config import ConfigError, job_config_path, load_job_config
-from ansible_collections.restorable.backup.plugins.module_utils.agent.runner import BackupRunner, RunOptions
+from ansible_collections.restorable.backup.plugins.module_utils.core.jobspec import ConfigError, job_config_path, load_job_config
+from ansible_collections.restorable.backup.plugins.module_utils.core.runner import BackupRunner, RunOptions
 
 
 def main() -> None:

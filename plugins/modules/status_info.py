@@ -68,9 +68,10 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.config import ConfigError, job_config_path, load_job_config
-from ansible_collections.restorable.backup.plugins.module_utils.agent.status import StatusStore
-from ansible_collections.restorable.backup.plugins.module_utils.drill.report import HOST_EVIDENCE_DIR, LEDGER, latest_drills
+from ansible_collections.restorable.backup.plugins.module_utils.core.jobspec import ConfigError, job_config_path, load_job_config
+from ansible_collections.restorable.backup.plugins.module_utils.core.status import StatusStore
+from ansible_collections.restorable.backup.plugins.module_utils.core.layout import HostLayout
+from ansible_collections.restorable.backup.plugins.module_utils.drill.report import LEDGER, latest_drills
 
 
 def main() -> None:
@@ -90,7 +91,7 @@ def main() -> None:
             jobs[name] = StatusStore(config.status_dir, config.dataset).load()
         except (ConfigError, ValueError) as exc:
             module.fail_json(msg=str(exc))
-    ledger = os.path.join(root, HOST_EVIDENCE_DIR.lstrip("/"), LEDGER)
+    ledger = os.path.join(HostLayout(root).evidence_dir, LEDGER)
     module.exit_json(changed=False, jobs=jobs, drills=latest_drills(ledger))
 
 

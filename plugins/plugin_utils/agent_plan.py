@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import shlex
-from ansible_collections.restorable.backup.plugins.module_utils.agent.units import spread_offset
+from ansible_collections.restorable.backup.plugins.module_utils.converge.units import spread_offset
 from ansible_collections.restorable.backup.plugins.module_utils.common.durations import parse_duration
 from ansible_collections.restorable.backup.plugins.plugin_utils.s3_provisioner import DEFAULT_STORE, read_host_credentials
 

@@ -15,8 +15,7 @@ import posixpath
 import re
 from typing import Any
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.config import default_canary_path
-from ansible_collections.restorable.backup.plugins.module_utils.drill.report import HOST_EVIDENCE_DIR
+from ansible_collections.restorable.backup.plugins.module_utils.core.layout import DatasetFiles, HostLayout
 from ansible_collections.restorable.backup.plugins.plugin_utils.agent_plan import SECRETS_DIR, AgentPlanner, below
 from ansible_collections.restorable.backup.plugins.plugin_utils.inventory_policy import plain
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.validator import VARIABLE_PREFIX
@@ -115,7 +114,7 @@ class DrillPlanner:
             "protected_paths": self._protected_paths(source, drill_host),
             "read_data_subset": (dataset.get("check") or {}).get("read_data_subset", "5%"),
             # Found in the restore even where the source's status (with the token) is not readable.
-            "canary_path": default_canary_path(planner.status_dir, dataset_name),
+            "canary_path": DatasetFiles(planner.status_dir, dataset_name).canary,
         }
         for measure in ("rto", "rpo"):
             if drill.get(measure) or dataset.get(measure):
@@ -192,12 +191,12 @@ class DrillPlanner:
                                  % (owners[entry["name"]], source, drill_host, entry["name"]))
             job = jobs.setdefault(entry["name"], {
                 "name": entry["name"], "calendar": entry["calendar"],
-                "config": {"format": 1, "name": entry["name"], "evidence_dir": below(root, HOST_EVIDENCE_DIR), "datasets": []}})
+                "config": {"format": 1, "name": entry["name"], "evidence_dir": HostLayout(root).evidence_dir, "datasets": []}})
             job["config"]["datasets"].append(dict(entry["params"], status_file=entry["status_file"],
                                                   repository=_without_values(entry["repository"])))
         return {"drills": len(entries), "jobs": [jobs[name] for name in sorted(jobs)],
                 "secrets": [{"path": path, "content": content} for path, content in sorted(secrets.items())],
-                "evidence_dir": below(root, HOST_EVIDENCE_DIR)}
+                "evidence_dir": HostLayout(root).evidence_dir}
 
 
 def _public(entry: dict[str, Any]) -> dict[str, Any]:

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..agent.config import DEFAULT_HOOK_TIMEOUT, HookCommand
-from ..agent.hooks import HookOutcome, run_hooks
+from ..common.hooks import DEFAULT_HOOK_TIMEOUT, HookCommand, HookOutcome, run_hooks
 from ..common.durations import parse_duration
 from .base import ConsistencyProfile, QuiesceFailed
 from .watchdog import Watchdog

@@ -8,12 +8,9 @@ import glob
 import os
 from dataclasses import dataclass
 
-from ..agent.units import DrillJob, drill_unit_base_name, render_drill_cron_file, render_drill_systemd_units
+from .units import DrillJob, drill_unit_base_name, render_drill_cron_file, render_drill_systemd_units
 from .files import DesiredFile
-from .jobs import CONFIG_DIR, JobManager
-
-DRILL_CONFIG_DIR = CONFIG_DIR + "/drills"
-DRILL_SECRETS_DIR = CONFIG_DIR + "/secrets/drills"
+from .jobs import JobManager
 _UNIT_GLOB = drill_unit_base_name("*")
 
 
@@ -34,8 +31,8 @@ class DrillScheduler(JobManager):
 
     def __init__(self, check_mode: bool, scheduler: str, root: str = "/", python: str = "/usr/bin/python3") -> None:
         super().__init__(check_mode, scheduler, root, python)
-        self.drill_config_dir = os.path.join(root, DRILL_CONFIG_DIR)
-        self.drill_secrets_dir = os.path.join(root, DRILL_SECRETS_DIR)
+        self.drill_config_dir = self.layout.drill_config_dir
+        self.drill_secrets_dir = self.layout.drill_secrets_dir
 
     def converge(self, jobs: list, secrets: list = ()) -> None:
         for secret in secrets:

@@ -10,13 +10,11 @@ import subprocess
 from dataclasses import dataclass
 from typing import Callable
 
-from ..agent.standalone import DEFAULT_INSTALL_DIR, install_standalone
-from ..agent.units import AgentJob, CalendarError, cron_file_name, render_cron_file, render_systemd_units, unit_base_name
-from ..agent.config import CONFIG_DIR, job_config_path
+from ..core.layout import HostLayout
+from ..runtime.standalone import install_standalone
+from .units import AgentJob, CalendarError, cron_file_name, render_cron_file, render_systemd_units, unit_base_name
 from .files import DesiredFile, FileConverger
 
-SYSTEMD_DIR = "etc/systemd/system"
-CRON_DIR = "etc/cron.d"
 SYSTEMD, CRON = "systemd", "cron"
 _UNIT_GLOB = unit_base_name("*")
 
@@ -49,10 +47,11 @@ class JobManager:
         # Below another root (hosts sharing a machine) units are written but never started.
         self.activate = os.path.abspath(root) == "/"
         self.root = root
-        self.config_dir = os.path.join(root, CONFIG_DIR)
-        self.install_dir = os.path.join(root, DEFAULT_INSTALL_DIR.lstrip("/"))
-        self.systemd_dir = os.path.join(root, SYSTEMD_DIR)
-        self.cron_dir = os.path.join(root, CRON_DIR)
+        self.layout = HostLayout(root)
+        self.config_dir = self.layout.config_dir
+        self.install_dir = self.layout.install_dir
+        self.systemd_dir = self.layout.systemd_dir
+        self.cron_dir = self.layout.cron_dir
         self.python = python
         self.files = FileConverger(check_mode)
         self.actions: list = []
@@ -72,7 +71,7 @@ class JobManager:
         self.activate_timers({job.name: unit_base_name(job.name) + ".timer" for job in jobs})
 
     def config_path(self, name: str) -> str:
-        return job_config_path(self.root, name)
+        return self.layout.job_config(name)
 
     def install_runtime(self) -> None:
         """The standard-library runtime the timers and cron entries run."""

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 
-from ..agent.restic import ResticError, ResticRepository
+from ..storage.restic import ResticError, ResticRepository
 from .files import DesiredFile, FileConverger
 
 ABSENT, PRESENT, CHECKED = "absent", "present", "checked"

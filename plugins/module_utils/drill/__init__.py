@@ -2,4 +2,4 @@
 # Private to restorable.backup: restore drills. One engine (engine.py) runs every drill the
 # same way: refuse unsafe sandboxes, choose a recovery point, restore it into a fresh
 # directory of the sandbox, verify it in layers, measure RTO and RPO, clean up. A driver per
-# tier (agent.py for restic) does the tier's restore and its own verification layers.
+# tier (tiers/<tier>/restore.py) does the tier's restore and its own verification layers.

@@ -32,7 +32,7 @@ import tempfile
 import time
 from typing import Any, Callable, Sequence
 
-from ..agent.restic import ResticError, ResticRepository
+from ..storage.restic import ResticError, ResticRepository
 from ..common.process import CommandResult, base_env, run_command, run_pipeline
 from ..consistency.postgresql import LIST_DATABASES_SQL, parse_database_list
 from .engine import FAILED, OK, DrillError, Layer, RecoveryPoint, parse_time

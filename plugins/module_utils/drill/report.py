@@ -18,7 +18,6 @@ from typing import Any, Iterable, Sequence
 from ..common.fileio import atomic_write
 from .engine import hours
 
-HOST_EVIDENCE_DIR = "/var/lib/restorable/drills"  # where scheduled drills keep evidence on a drill host
 LEDGER = "ledger.jsonl"
 JUNIT = "junit.xml"
 HTML = "report.html"

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..agent.status import StatusStore
+from ..core.status import StatusStore
 from ..common.fileio import atomic_write_json, read_json
 from ..common.locks import FileLock
 from ..consistency import custom, fsfreeze, mariadb, postgresql, sqlite

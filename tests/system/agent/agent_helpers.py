@@ -18,8 +18,7 @@ from typing import Any
 # Makes ansible_collections.restorable.backup importable (this checkout).
 import collection_path  # noqa: F401,E402  pylint: disable=unused-import
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.standalone import (  # noqa: E402
-    PACKAGE_NAME)
+from ansible_collections.restorable.backup.plugins.module_utils.core.layout import PACKAGE_NAME  # noqa: E402
 
 # The host's interpreter (what the unit's ExecStart uses), else the one running the tests.
 HOST_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable

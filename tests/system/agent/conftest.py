@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent_helpers import AgentHarness
-from ansible_collections.restorable.backup.plugins.module_utils.agent.standalone import (
+from ansible_collections.restorable.backup.plugins.module_utils.runtime.standalone import (
     PACKAGE_NAME, install_standalone)
 
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.restic import ResticError, ResticRepository
+from ansible_collections.restorable.backup.plugins.module_utils.storage.restic import ResticError, ResticRepository
 
 # 8 MiB of deterministic bytes, then the producer's exit status.
 PRODUCER = ("import sys, hashlib\n"

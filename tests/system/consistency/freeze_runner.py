@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.runner import (
+from ansible_collections.restorable.backup.plugins.module_utils.core.runner import (
     Interrupted, install_signal_handlers)
 from ansible_collections.restorable.backup.plugins.module_utils.consistency.base import (
     QuiesceFailed, profile_from_config)

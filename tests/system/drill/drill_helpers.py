@@ -13,10 +13,10 @@ from typing import Any
 # Makes ansible_collections.restorable.backup importable (this checkout).
 import collection_path  # noqa: F401,E402  pylint: disable=unused-import
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.config import load_job_config  # noqa: E402
-from ansible_collections.restorable.backup.plugins.module_utils.agent.runner import BackupRunner, RunOptions  # noqa: E402
-from ansible_collections.restorable.backup.plugins.module_utils.agent.status import StatusStore  # noqa: E402
-from ansible_collections.restorable.backup.plugins.module_utils.drill.run import run_agent_drill  # noqa: E402
+from ansible_collections.restorable.backup.plugins.module_utils.core.jobspec import load_job_config  # noqa: E402
+from ansible_collections.restorable.backup.plugins.module_utils.core.runner import BackupRunner, RunOptions  # noqa: E402
+from ansible_collections.restorable.backup.plugins.module_utils.core.status import StatusStore  # noqa: E402
+from ansible_collections.restorable.backup.plugins.module_utils.tiers.agent.drill import run_agent_drill  # noqa: E402
 
 PASSWORD = "drill-test-password-5b2e"
 HOST = "src-host"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.config import (
+from ansible_collections.restorable.backup.plugins.module_utils.core.jobspec import (
     ConfigError, JobConfig, job_config_path, load_job_config)
 
 EXAMPLE = {

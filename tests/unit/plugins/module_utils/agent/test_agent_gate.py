@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.gate import (
+from ansible_collections.restorable.backup.plugins.module_utils.core.gate import (
     LoadGate, TimeWindow, wait_for_gate)
 
 UTC = datetime.timezone.utc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.restic import (
+from ansible_collections.restorable.backup.plugins.module_utils.storage.restic import (
     BackupSummary, ResticError, ResticRepository, classify_failure, error_detail, ionice_prefix, restic_duration,
     retention_args)
 from ansible_collections.restorable.backup.plugins.module_utils.common.process import CommandResult

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime
 import json
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.config import JobConfig
-from ansible_collections.restorable.backup.plugins.module_utils.agent.runner import (
+from ansible_collections.restorable.backup.plugins.module_utils.core.jobspec import JobConfig
+from ansible_collections.restorable.backup.plugins.module_utils.core.runner import (
     EXIT_CODES, BackupRunner, RunOptions, nth_backup)
 from ansible_collections.restorable.backup.plugins.module_utils.common.locks import FileLock
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.runner import RunResult
-from ansible_collections.restorable.backup.plugins.module_utils.agent.status import StatusStore, render_metrics
+from ansible_collections.restorable.backup.plugins.module_utils.core.runner import RunResult
+from ansible_collections.restorable.backup.plugins.module_utils.core.status import StatusStore, render_metrics
 
 
 def run(result, n, **fields):

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.units import (
+from ansible_collections.restorable.backup.plugins.module_utils.converge.units import (
     AgentJob, CalendarError, agent_argv, calendar_to_cron, cron_file_name, render_cron_file,
     render_systemd_units, spread_offset, unit_base_name)
 
@@ -26,7 +26,7 @@ def test_spread_is_deterministic_and_in_range():
 
 def test_spread_known_value_is_stable_across_python_runs():
     # hash() is salted per process; sha256 is not. Pin a value so a change is noticed.
-    code = ("from ansible_collections.restorable.backup.plugins.module_utils.agent.units import spread_offset;"
+    code = ("from ansible_collections.restorable.backup.plugins.module_utils.converge.units import spread_offset;"
             "print(spread_offset('web01', 'www', 86400))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), PYTHONHASHSEED="random"))

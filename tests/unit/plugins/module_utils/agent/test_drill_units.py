@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ansible_collections.restorable.backup.plugins.module_utils.agent.units import (
+from ansible_collections.restorable.backup.plugins.module_utils.converge.units import (
     CalendarError, DrillJob, drill_unit_base_name, render_drill_cron_file, render_drill_systemd_units, unit_base_name)
 
 

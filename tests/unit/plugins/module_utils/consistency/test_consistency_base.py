@@ -131,7 +131,7 @@ def test_sigterm_during_the_snapshot_still_releases(tmp_path):
     script = (
         "import sys, time\n"
         "sys.path[:0] = %r\n"
-        "from ansible_collections.restorable.backup.plugins.module_utils.agent.runner import install_signal_handlers\n"
+        "from ansible_collections.restorable.backup.plugins.module_utils.core.runner import install_signal_handlers\n"
         "from ansible_collections.restorable.backup.plugins.module_utils.consistency.base import ConsistencyProfile\n"
         "class P(ConsistencyProfile):\n"
         "    kind = 'p'\n"

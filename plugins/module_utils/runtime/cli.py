@@ -15,11 +15,11 @@ from typing import Sequence
 
 from ..common.fileio import read_json
 from ..common.process import SecretFileError, read_env_file, read_secret_file
-from ..drill.cli import run_drill_config
-from .config import ConfigError, load_job_config
-from .restic import ResticError, ResticRepository
-from .runner import EXIT_CODES, BackupRunner, RunOptions, install_signal_handlers
-from .status import StatusStore
+from .drill_cli import run_drill_config
+from ..core.jobspec import ConfigError, load_job_config
+from ..storage.restic import ResticError, ResticRepository
+from ..core.runner import EXIT_CODES, BackupRunner, RunOptions, install_signal_handlers
+from ..core.status import StatusStore
 
 PROG = "restorable-agent"
 EXIT_USAGE = 2

@@ -10,8 +10,8 @@ import re
 import shlex
 from dataclasses import dataclass
 
-PACKAGE_NAME = "restorable_agent"  # the standalone copy on hosts (see standalone.py)
-DEFAULT_INSTALL_DIR = "/usr/local/lib/restorable"
+from ..core.layout import DEFAULT_INSTALL_DIR, PACKAGE_NAME
+
 DEFAULT_PYTHON = "/usr/bin/python3"
 # Exit codes 75 (deferred) and 76 (locked) are outcomes by design, not unit failures.
 SUCCESS_EXIT_STATUS = "75 76"

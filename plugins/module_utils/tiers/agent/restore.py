@@ -14,9 +14,9 @@ import sqlite3
 import time
 from typing import Any, Sequence
 
-from ..agent.restic import ResticError, ResticRepository, error_detail
-from .application import CHECKS, database_layer
-from .engine import (FAILED, OK, SKIPPED, DrillError, Layer, RecoveryPoint, RestoreDriver, RestoreStats,
+from ...storage.restic import ResticError, ResticRepository, error_detail
+from ...drill.application import CHECKS, database_layer
+from ...drill.engine import (FAILED, OK, SKIPPED, DrillError, Layer, RecoveryPoint, RestoreDriver, RestoreStats,
                      parse_time, sample_items)
 
 DATASET_TAG_PREFIX = "dataset:"

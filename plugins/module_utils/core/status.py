@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from ..common.fileio import atomic_write, atomic_write_json, read_json
+from .layout import DatasetFiles
 
 STATUS_FORMAT = 1
 RESULTS = ("success", "failed", "deferred", "locked")
@@ -24,8 +25,9 @@ class StatusStore:
         self.status_dir = status_dir
         self.dataset = dataset
         self.history_size = history_size
-        self.path = os.path.join(status_dir, dataset + ".json")
-        self.running_path = os.path.join(status_dir, dataset + ".running")
+        files = DatasetFiles(status_dir, dataset)
+        self.path = files.status
+        self.running_path = files.running
 
     def load(self) -> dict[str, Any]:
         """The previous status, or {} when there is none or it is unreadable."""

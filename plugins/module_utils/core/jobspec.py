@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..common.durations import parse_duration
+from ..common.hooks import DEFAULT_HOOK_TIMEOUT, HookCommand
 from .gate import TimeWindow
+from .layout import DEFAULT_STATUS_DIR, DatasetFiles, HostLayout, metrics_file
 
 CONFIG_FORMAT = 1
-DEFAULT_STATUS_DIR = "/var/lib/restorable"
-DEFAULT_HOOK_TIMEOUT = 300
 DEFAULT_CHECK_EVERY = 60
 DEFAULT_PRUNE_EVERY = 7  # weekly for a nightly job; why: retention.prune_every in the policy schema
 DEFAULT_HISTORY = 20
 DATASET_TAG_PREFIX = "dataset:"
-CONFIG_DIR = "etc/restorable"
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -34,18 +33,6 @@ RETENTION_KEYS = ("last", "hourly", "daily", "weekly", "monthly", "yearly", "max
 
 class ConfigError(Exception):
     """The job configuration is invalid; the message names the file and the field."""
-
-
-@dataclass
-class HookCommand:
-    """A pre/post command: an argument list run without a shell."""
-
-    argv: list[str]
-    timeout: int = DEFAULT_HOOK_TIMEOUT
-    env: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"argv": list(self.argv), "timeout": self.timeout, "env": dict(self.env)}
 
 
 @dataclass
@@ -104,26 +91,28 @@ class JobConfig:
     source: str | None = None  # the file it was loaded from, for messages
 
     @property
+    def files(self) -> DatasetFiles:
+        return DatasetFiles(self.status_dir, self.dataset)
+
+    @property
     def status_path(self) -> str:
-        return os.path.join(self.status_dir, self.dataset + ".json")
+        return self.files.status
 
     @property
     def lock_path(self) -> str:
-        return os.path.join(self.status_dir, self.dataset + ".lock")
+        return self.files.lock
 
     @property
     def running_path(self) -> str:
-        return os.path.join(self.status_dir, self.dataset + ".running")
+        return self.files.running
 
     @property
     def canary_file(self) -> str:
-        return self.canary_path or default_canary_path(self.status_dir, self.dataset)
+        return self.canary_path or self.files.canary
 
     @property
     def metrics_path(self) -> str | None:
-        if not self.metrics_dir:
-            return None
-        return os.path.join(self.metrics_dir, "restorable_%s.prom" % self.dataset)
+        return metrics_file(self.metrics_dir, self.dataset) if self.metrics_dir else None
 
     @property
     def dataset_tag(self) -> str:
@@ -198,14 +187,9 @@ class JobConfig:
         return doc
 
 
-def default_canary_path(status_dir: str, dataset: str) -> str:
-    """Where a job writes its freshness canary; drills on other hosts look for it there."""
-    return os.path.join(status_dir, dataset + ".canary")
-
-
 def job_config_path(root: str, name: str) -> str:
     """Where the job module writes the configuration of job `name` below the host root."""
-    return os.path.join(root, CONFIG_DIR, name + ".json")
+    return HostLayout(root).job_config(name)
 
 
 def load_job_config(path: str) -> JobConfig:

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from ..common.process import Redactor, base_env, run_command
-from .config import HookCommand
+from .process import Redactor, base_env, run_command
 
 log = logging.getLogger(__name__)
 PING_TIMEOUT = 10.0
+DEFAULT_HOOK_TIMEOUT = 300
+
+
+@dataclass
+class HookCommand:
+    """A pre/post command: an argument list run without a shell."""
+
+    argv: list[str]
+    timeout: int = DEFAULT_HOOK_TIMEOUT
+    env: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"argv": list(self.argv), "timeout": self.timeout, "env": dict(self.env)}
 
 
 @dataclass

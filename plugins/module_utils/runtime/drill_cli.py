@@ -16,9 +16,9 @@ from typing import Any
 from ..common.fileio import read_json
 from ..common.locks import FileLock, LockBusy
 from ..common.process import SecretFileError, check_private_file
-from .engine import DrillError
-from .report import failed_record, summary_lines, write_evidence
-from .run import run_agent_drill
+from ..drill.engine import DrillError
+from ..drill.report import failed_record, summary_lines, write_evidence
+from ..tiers.agent.drill import run_agent_drill
 
 CONFIG_FORMAT = 1
 EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 1, 2, 76

@@ -23,10 +23,10 @@ from ..common.locks import FileLock, LockBusy
 from ..common.process import Redactor, SecretFileError, read_env_file, read_secret_file
 from ..consistency import custom, fsfreeze, mariadb, postgresql, sqlite
 from ..consistency.base import ConsistencyProfile, QuiesceFailed, profile_from_config
-from .config import JobConfig
+from .jobspec import JobConfig
 from .gate import GateDecision, LoadGate, wait_for_gate
-from .hooks import ping, run_hooks
-from .restic import ResticError, ResticRepository, ionice_prefix
+from ..common.hooks import ping, run_hooks
+from ..storage.restic import ResticError, ResticRepository, ionice_prefix
 from .status import StatusStore, write_metrics
 
 log = logging.getLogger(__name__)
@@ -325,7 +325,7 @@ class BackupRunner:
                 self.redact.add(part["password"])
                 settings[section] = part
         result.consistency = {"profile": settings["type"], "consistent": True, "reason": "", "seconds": 0.0}
-        staging = os.path.join(self.config.status_dir, "staging", self.config.dataset)
+        staging = self.config.files.staging
         try:
             return profile_from_config(settings, staging, status_dir=self.config.status_dir)
         except QuiesceFailed as exc:

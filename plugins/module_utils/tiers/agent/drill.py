@@ -13,11 +13,11 @@ import shutil
 import tempfile
 from typing import Any
 
-from ..agent.restic import ResticRepository
-from ..common.durations import parse_duration
-from ..common.process import Redactor, read_env_file, read_secret_file
-from .agent import AgentRestoreDriver
-from .engine import DrillEngine, DrillSpec, Layer, SandboxRefused, check_sandbox, iso, FAILED, OK
+from ...storage.restic import ResticRepository
+from ...common.durations import parse_duration
+from ...common.process import Redactor, read_env_file, read_secret_file
+from .restore import AgentRestoreDriver
+from ...drill.engine import DrillEngine, DrillSpec, Layer, SandboxRefused, check_sandbox, iso, FAILED, OK
 
 
 def spec_from_params(params: dict[str, Any]) -> DrillSpec:

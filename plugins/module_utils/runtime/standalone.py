@@ -1,22 +1,20 @@
 # -*- coding: utf-8 -*-
-# Private to restorable.backup: the agent as a standalone program on the host.
-# The job module copies this package, ../common, ../consistency and ../drill
-# to <install_dir>/restorable_agent/; timers run `python3 -m restorable_agent run --config FILE`
+# Private to restorable.backup: the engine as a standalone program on the host.
+# The job module copies every package the command line needs to
+# <install_dir>/restorable_agent/; timers run `python3 -m restorable_agent run --config FILE`
 # (a backup) or `... drill --config FILE` (a scheduled restore drill). Sources are read through the
-# module loaders, so this also works from inside an AnsiballZ zip. Every module is imported
-# here explicitly: that is also what makes Ansible ship all of them with a module.
+# module loaders, so this also works from inside an AnsiballZ zip. What ships is found, not
+# listed: every loaded module of the collection's module_utils that the command line imports
+# (through the tier registry), so a new tier or module ships without editing anything here.
 from __future__ import annotations
 
 import os
 import sys
 from typing import Any
 
-from ..common import durations, fileio, locks, process
 from ..common.fileio import atomic_write
-from ..consistency import base, custom, fsfreeze, mariadb, postgresql, sqlite, watchdog
-from ..drill import cli as drill_cli  # imports every other drill module the job needs
-from . import cli, config, gate, hooks, restic, runner, status, units
-from .units import DEFAULT_INSTALL_DIR, PACKAGE_NAME
+from ..core.layout import DEFAULT_INSTALL_DIR, PACKAGE_NAME
+from . import cli
 
 _TOP_INIT = """# -*- coding: utf-8 -*-
 # restorable.backup agent, installed by Ansible (restorable.backup collection); changes are overwritten.
@@ -24,30 +22,32 @@ _TOP_INIT = """# -*- coding: utf-8 -*-
 _TOP_MAIN = """# -*- coding: utf-8 -*-
 # python3 -m restorable_agent run --config /etc/restorable/DATASET.json
 # python3 -m restorable_agent drill --config /etc/restorable/drills/NAME.json
-from .agent.cli import main
+from .runtime.cli import main
 
 raise SystemExit(main())
 """
+# The job module's own convergence code runs inside Ansible only.
+_NOT_SHIPPED = ("converge",)
 
 
-def _shipped() -> dict[str, list[Any]]:
-    """The modules of the standalone package, by folder (package __init__ first)."""
-    agent_package = sys.modules[__name__.rsplit(".", 1)[0]]
-    common_package = sys.modules[durations.__name__.rsplit(".", 1)[0]]
-    this = sys.modules[__name__]
-    drill_package = drill_cli.__name__.rsplit(".", 1)[0]
-    return {
-        "agent": [agent_package, cli, config, gate, hooks, restic, runner, this, status, units],
-        "common": [common_package, durations, fileio, locks, process],
-        "consistency": [sys.modules[base.__name__.rsplit(".", 1)[0]], base, custom, fsfreeze, mariadb, postgresql, sqlite,
-                        watchdog],
-        "drill": [sys.modules[drill_package]] + _members_of(drill_package),
-    }
+def _root_package() -> str:
+    """The dotted name of module_utils, whatever it is called where this runs."""
+    return __name__.rsplit(".", 2)[0]
 
 
-def _members_of(package: str) -> list[Any]:
-    """Every loaded module of a package: what the drill modules import comes along by itself."""
-    return [module for name, module in sorted(sys.modules.items()) if name.startswith(package + ".") and module is not None]
+def _shipped() -> dict[str, Any]:
+    """{path below the standalone package without .py: module} of every loaded engine module."""
+    root = _root_package()
+    shipped = {}
+    for name, module in sorted(sys.modules.items()):
+        if module is None or not name.startswith(root + "."):
+            continue
+        relative = name[len(root) + 1:].split(".")
+        if relative[0] in _NOT_SHIPPED:
+            continue
+        is_package = hasattr(module, "__path__")
+        shipped["/".join(relative + (["__init__"] if is_package else []))] = module
+    return shipped
 
 
 def _source(module: Any) -> str:
@@ -67,11 +67,8 @@ def _source(module: Any) -> str:
 def standalone_sources() -> dict[str, str]:
     """{path relative to the install dir: source} of the standalone package."""
     files = {PACKAGE_NAME + "/__init__.py": _TOP_INIT, PACKAGE_NAME + "/__main__.py": _TOP_MAIN}
-    for folder, modules in _shipped().items():
-        package, members = modules[0], modules[1:]
-        files["%s/%s/__init__.py" % (PACKAGE_NAME, folder)] = _source(package)
-        for module in members:
-            files["%s/%s/%s.py" % (PACKAGE_NAME, folder, module.__name__.rsplit(".", 1)[1])] = _source(module)
+    for relative, module in _shipped().items():
+        files["%s/%s.py" % (PACKAGE_NAME, relative)] = _source(module)
     return files
 
 
