@@ -36,7 +36,7 @@ import time
 from typing import Any, Callable, TypeVar
 
 from .base import ConsistencyProfile, FreezeRecord, QuiesceFailed, StreamSource
-from .postgresql import SqlSession, private_file
+from .sql import SqlSession, private_file
 from ..common.process import base_env
 
 T = TypeVar("T")

@@ -13,8 +13,9 @@ from ansible_collections.restorable.backup.plugins.module_utils.consistency impo
 from ansible_collections.restorable.backup.plugins.module_utils.consistency.base import (
     QuiesceFailed, profile_from_config)
 from ansible_collections.restorable.backup.plugins.module_utils.consistency.postgresql import (
-    PostgreSQLProfile, SqlSession, check_database_name, label_fields, parse_database_list, parse_stop_line,
+    PostgreSQLProfile, check_database_name, label_fields, parse_database_list, parse_stop_line,
     passfile_line, restore_files, stream_name)
+from ansible_collections.restorable.backup.plugins.module_utils.consistency.sql import SqlSession
 
 SECRET = "pa:ss\\word-7f3e"
 LABEL = ("START WAL LOCATION: 0/3000028 (file 000000010000000000000003)\nCHECKPOINT LOCATION: 0/3000060\n"
