@@ -1,34 +1,39 @@
 # -*- coding: utf-8 -*-
 # Private to restorable.backup: the interface of application consistency (quiesce) profiles.
-"""Quiesce profiles: what every profile implements and what the tiers may call.
+"""Consistency profiles: the two kinds a profile may implement and what the tiers may call.
 
-A profile is built from one ``consistency_profile`` of the policy by
-:func:`profile_from_config` and offers up to three ways to get consistent data; a tier uses the
-one that fits it, and a profile implements the ones that make sense for its application:
+A profile is built from one ``consistency_profile`` of the policy. A tier asks for the kind it
+uses, with :func:`streaming_profile_from_config` or :func:`freezing_profile_from_config`, which
+refuse a profile type that does not implement that kind; :func:`profile_from_config` builds any.
+Each concrete profile declares its kinds by its base classes: PostgreSQL dumps (streaming) and
+runs the backup API around snapshots (freezing), fsfreeze only freezes.
+
+:class:`StreamingProfile`: file-level tiers (agent) store consistent data in a repository.
 
 ``streams() -> list[StreamSource]``
-    File-level tiers (agent). Commands whose stdout IS the consistent data (``pg_dump``,
-    ``mariabackup --stream``); the tier pipes each into the repository under
-    ``StreamSource.name``, without a temporary copy. Default: none.
+    Commands whose stdout IS the consistent data (``pg_dump``, ``mariabackup --stream``); the
+    tier pipes each into the repository under ``StreamSource.name``, without a temporary copy.
+    Default: none.
 
-``prepare_files() -> list[str]`` and ``cleanup()``
-    File-level tiers. Makes a consistent copy first (SQLite online backup API into the staging
-    directory) and returns the paths to back up; ``cleanup()`` removes them and must be called
-    in a ``finally``. Default: nothing to prepare.
+``prepare_files() -> list[str]``
+    Makes a consistent copy first (SQLite online backup API into the staging directory) and
+    returns the paths to back up. Default: nothing to prepare.
+
+:class:`FreezingProfile`: snapshot tiers (cdp, array) hold the application still around a snapshot.
 
 ``frozen(snapshot) -> (result, FreezeRecord)``
-    Snapshot tiers (cdp, array). Quiesce, call ``snapshot()``, release. The release ALWAYS runs:
-    after success, after an exception in ``snapshot()``, and on SIGTERM (the runner turns it into
-    an exception). A :class:`~.watchdog.Watchdog` process, armed before quiescing, releases when
-    the freeze outlives ``max_freeze`` or the runner dies (SIGKILL). The returned record holds
-    the measured freeze window. Profiles that cannot freeze raise :class:`QuiesceFailed`.
+    Quiesce, call ``snapshot()``, release. The release ALWAYS runs: after success, after an
+    exception in ``snapshot()``, and on SIGTERM (the runner turns it into an exception). A
+    :class:`~.watchdog.Watchdog` process, armed before quiescing, releases when the freeze
+    outlives ``max_freeze`` or the runner dies (SIGKILL). The returned record holds the measured
+    freeze window.
 
 ``complete_snapshot(snapshots, record)``
-    Snapshot tiers, after ``frozen()``: writes into the still writable snapshots what a restore
-    needs (PostgreSQL: backup_label and the WAL of the backup). Default: nothing.
+    After ``frozen()``: writes into the still writable snapshots what a restore needs
+    (PostgreSQL: backup_label and the WAL of the backup). Default: nothing.
 
-Profiles that freeze implement the two template methods :meth:`ConsistencyProfile.quiesce` and
-:meth:`ConsistencyProfile.release` and inherit ``frozen()``:
+Freezing profiles implement the two template methods :meth:`FreezingProfile.quiesce` and
+:meth:`FreezingProfile.release` and inherit ``frozen()``:
 
 * ``quiesce(watchdog)`` registers its release actions with the armed watchdog
   (``watchdog.add_command(argv)``, ``watchdog.add_kill(pid)``) BEFORE each freeze or lock, then
@@ -44,12 +49,14 @@ application, e.g. flushes dirty data) to the end of ``release``, measured with `
 in the middle of the snapshot, which is then not application-consistent: ``frozen()`` raises
 :class:`QuiesceFailed` carrying the snapshot result and the record.
 
-The ``on_failure`` policy lives in :func:`quiesce_or_crash_consistent`: with ``crash_consistent`` a
-failed quiesce still takes the snapshot and records ``consistent=False`` with the reason; with
-``fail`` the error propagates.
+The ``on_failure`` policy lives in :func:`quiesce_or_crash_consistent` for freezing profiles and in
+the tier for streaming ones: with ``crash_consistent`` a failed quiesce still takes the copy and
+records ``consistent=False`` with the reason; with ``fail`` the error propagates.
 
-Secrets never go on a command line: profiles pass them to children through the environment
-(``StreamSource.env``) or private files. Target-side code: standard library only.
+Both kinds share :meth:`ConsistencyProfile.cleanup`, which removes what the profile made
+(copies, client credential files) and must be called in a ``finally``. Secrets never go on a
+command line: profiles pass them to children through the environment (``StreamSource.env``) or
+private files. Target-side code: standard library only.
 """
 from __future__ import annotations
 
@@ -70,6 +77,7 @@ from .watchdog import Watchdog, WatchdogError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+P = TypeVar("P", bound="ConsistencyProfile")
 
 DEFAULT_MAX_FREEZE = 30
 ON_FAILURE = ("fail", "crash_consistent")
@@ -135,14 +143,16 @@ class StreamSource:
 
 
 class ConsistencyProfile(abc.ABC):
-    """Base of every quiesce profile; see the module docstring for the contract."""
+    """What every profile has, whatever its kinds: its settings, on_failure, a cleanup."""
 
-    kind = "base"
+    kind = "base"  # the profile's type in the policy (postgresql, fsfreeze, ...), not one of the two kinds
+    ability = ""  # what a profile of the kind does, for the message refusing a type of another kind
 
     def __init__(self, config: dict[str, Any], staging_dir: str, status_dir: str | None = None) -> None:
         self.config = dict(config)
         self.staging_dir = staging_dir
         self.status_dir = status_dir or staging_dir
+        # Checked for every kind: the policy allows it on any profile, and a wrong value is an error.
         self.max_freeze = float(parse_duration(config.get("max_freeze", DEFAULT_MAX_FREEZE), "max_freeze"))
         if self.max_freeze <= 0:
             raise QuiesceFailed("max_freeze must be longer than 0s")
@@ -150,14 +160,16 @@ class ConsistencyProfile(abc.ABC):
         if self.on_failure not in ON_FAILURE:
             raise QuiesceFailed("on_failure must be one of %s, not %r" % (", ".join(ON_FAILURE), self.on_failure))
         self.redactor = Redactor()
-        self.watchdog: Watchdog | None = None
-        # quiesce() may set this (time.monotonic()) when the blocking part begins, after
-        # preparations that do not hold the application (a pre-flush); else quiesce's start.
-        self.window_started: float | None = None
-        # The record of the last frozen() call, also when it raised: a failed run records its window too.
-        self.last_record: FreezeRecord | None = None
 
-    # -- file-level tiers -------------------------------------------------------------------
+    def cleanup(self) -> None:
+        """Remove what the profile made: copies, client credential files (default: nothing)."""
+
+
+class StreamingProfile(ConsistencyProfile):
+    """A profile that makes consistent copies or dumps for a repository (file-level tiers)."""
+
+    ability = "make consistent copies or dumps for a repository (file-level tiers)"
+
     def streams(self) -> list[StreamSource]:
         """Commands whose stdout is the consistent data (default: none)."""
         return []
@@ -166,10 +178,21 @@ class ConsistencyProfile(abc.ABC):
         """Make a consistent copy in the staging directory; the paths to back up (default: none)."""
         return []
 
-    def cleanup(self) -> None:
-        """Remove what prepare_files() made (default: nothing)."""
 
-    # -- snapshot tiers -----------------------------------------------------------------------
+class FreezingProfile(ConsistencyProfile):
+    """A profile that holds the application still around a snapshot (snapshot tiers)."""
+
+    ability = "freeze the application around a snapshot (snapshot tiers)"
+
+    def __init__(self, config: dict[str, Any], staging_dir: str, status_dir: str | None = None) -> None:
+        super().__init__(config, staging_dir, status_dir)
+        self.watchdog: Watchdog | None = None
+        # quiesce() may set this (time.monotonic()) when the blocking part begins, after
+        # preparations that do not hold the application (a pre-flush); else quiesce's start.
+        self.window_started: float | None = None
+        # The record of the last frozen() call, also when it raised: a failed run records its window too.
+        self.last_record: FreezeRecord | None = None
+
     def quiesce(self, watchdog: Watchdog) -> str | None:
         """Register release actions with watchdog, then freeze/lock; a label or None."""
         raise QuiesceFailed("profile type %s cannot freeze for a snapshot" % self.kind)
@@ -247,8 +270,8 @@ class ConsistencyProfile(abc.ABC):
             self.max_freeze, reason)
 
 
-class NoneProfile(ConsistencyProfile):
-    """type: none — no quiescing; snapshots are crash-consistent and recorded as such."""
+class NoneProfile(StreamingProfile, FreezingProfile):
+    """type: none — no quiescing: no copies to make, snapshots crash-consistent and recorded as such."""
 
     kind = "none"
 
@@ -282,7 +305,7 @@ class _signals_held:
             signal.pthread_sigmask(signal.SIG_SETMASK, self.previous)
 
 
-def quiesce_or_crash_consistent(profile: ConsistencyProfile, on_failure: str | None,
+def quiesce_or_crash_consistent(profile: FreezingProfile, on_failure: str | None,
                                 snapshot: Callable[[], T]) -> tuple[T, FreezeRecord]:
     """frozen(snapshot) with the on_failure policy.
 
@@ -321,19 +344,44 @@ def quiesce_or_crash_consistent(profile: ConsistencyProfile, on_failure: str | N
 
 
 def profile_from_config(config: dict[str, Any], staging_dir: str, status_dir: str | None = None) -> ConsistencyProfile:
-    """The profile object for one consistency_profile of the policy."""
-    kind = config.get("type")
-    if kind not in PROFILE_TYPES:
-        raise QuiesceFailed("unknown consistency profile type %r (known: %s)" % (kind, ", ".join(sorted(PROFILE_TYPES))))
-    module_name, class_name = PROFILE_TYPES[kind]
+    """The profile object for one consistency_profile of the policy, whatever kinds it implements."""
+    return profile_class(config.get("type"))(config, staging_dir, status_dir)
+
+
+def streaming_profile_from_config(config: dict[str, Any], staging_dir: str,
+                                  status_dir: str | None = None) -> StreamingProfile:
+    """The profile for a file-level tier; QuiesceFailed when its type cannot stream."""
+    return _profile_of_kind(StreamingProfile, config, staging_dir, status_dir)
+
+
+def freezing_profile_from_config(config: dict[str, Any], staging_dir: str,
+                                 status_dir: str | None = None) -> FreezingProfile:
+    """The profile for a snapshot tier; QuiesceFailed when its type cannot freeze."""
+    return _profile_of_kind(FreezingProfile, config, staging_dir, status_dir)
+
+
+def _profile_of_kind(interface: type[P], config: dict[str, Any], staging_dir: str, status_dir: str | None) -> P:
+    # Refused before the profile is built: a wrong kind is a policy error, not a runtime one.
+    name = config.get("type")
+    cls = profile_class(name)
+    if not issubclass(cls, interface):
+        raise QuiesceFailed("profile type %s cannot %s" % (name, interface.ability))
+    return cls(config, staging_dir, status_dir)
+
+
+def profile_class(name: Any) -> type[ConsistencyProfile]:
+    """The class of profile type name, its module loaded on first use."""
+    if name not in PROFILE_TYPES:
+        raise QuiesceFailed("unknown consistency profile type %r (known: %s)" % (name, ", ".join(sorted(PROFILE_TYPES))))
+    module_name, class_name = PROFILE_TYPES[name]
     package = __name__.rpartition(".")[0]
     try:
         module = importlib.import_module("%s.%s" % (package, module_name))
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.endswith("." + module_name):
-            raise QuiesceFailed("profile type %s is not available" % kind) from exc
+            raise QuiesceFailed("profile type %s is not available" % name) from exc
         raise
     cls = getattr(module, class_name, None)
     if cls is None:
-        raise QuiesceFailed("profile type %s is not available" % kind)
-    return cls(config, staging_dir, status_dir)
+        raise QuiesceFailed("profile type %s is not available" % name)
+    return cls

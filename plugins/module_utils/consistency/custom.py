@@ -17,7 +17,7 @@ from typing import Any
 
 from ..common.hooks import DEFAULT_HOOK_TIMEOUT, HookCommand, HookOutcome, run_hooks
 from ..common.durations import parse_duration
-from .base import ConsistencyProfile, QuiesceFailed
+from .base import FreezingProfile, QuiesceFailed, StreamingProfile
 from .watchdog import Watchdog
 
 
@@ -37,7 +37,7 @@ def hooks_from_config(entries: list[dict[str, Any]] | None, where: str) -> list[
     return hooks
 
 
-class CustomProfile(ConsistencyProfile):
+class CustomProfile(StreamingProfile, FreezingProfile):
     """type: custom — pre commands quiesce, post commands release."""
 
     kind = "custom"

@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from ..common.process import base_env, run_command
-from .base import ConsistencyProfile, QuiesceFailed
+from .base import FreezingProfile, QuiesceFailed
 from .watchdog import Watchdog
 
 FREEZE_TIMEOUT_MIN = 10.0
@@ -34,7 +34,7 @@ PRE_SYNC_MIN = 30.0
 _C_LOCALE = {"LC_ALL": "C"}  # error messages are matched below
 
 
-class FsfreezeProfile(ConsistencyProfile):
+class FsfreezeProfile(FreezingProfile):
     """type: fsfreeze — fsfreeze -f each mount point, snapshot, fsfreeze -u in reverse."""
 
     kind = "fsfreeze"

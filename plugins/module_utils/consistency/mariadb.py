@@ -35,7 +35,7 @@ import tempfile
 import time
 from typing import Any, Callable, TypeVar
 
-from .base import ConsistencyProfile, FreezeRecord, QuiesceFailed, StreamSource
+from .base import FreezeRecord, FreezingProfile, QuiesceFailed, StreamingProfile, StreamSource
 from .sql import SqlSession, private_file
 from ..common.process import base_env
 
@@ -79,7 +79,7 @@ def parse_gtid_position(lines: list[str]) -> dict[str, str]:
     return {}
 
 
-class MariaDBProfile(ConsistencyProfile):
+class MariaDBProfile(StreamingProfile, FreezingProfile):
     """type: mariadb (see the module docstring)."""
 
     kind = "mariadb"

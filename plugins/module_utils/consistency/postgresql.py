@@ -44,7 +44,7 @@ import time
 from typing import Any, BinaryIO, Callable, TypeVar
 
 from ..common.process import base_env, run_command
-from .base import ConsistencyProfile, FreezeRecord, QuiesceFailed, StreamSource
+from .base import FreezeRecord, FreezingProfile, QuiesceFailed, StreamingProfile, StreamSource
 from .sql import SqlSession, private_file
 
 T = TypeVar("T")
@@ -244,7 +244,7 @@ def write_owned_file(path: str, data: bytes | BinaryIO, owner: os.stat_result) -
         raise
 
 
-class PostgreSQLProfile(ConsistencyProfile):
+class PostgreSQLProfile(StreamingProfile, FreezingProfile):
     """type: postgresql (see the module docstring)."""
 
     kind = "postgresql"

@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any
 
-from .base import ConsistencyProfile, FreezeRecord, QuiesceFailed, utc_now
+from .base import FreezeRecord, FreezingProfile, QuiesceFailed, StreamingProfile, utc_now
 from .watchdog import Watchdog
 
 BUSY_TIMEOUT = 30.0
@@ -50,7 +50,7 @@ for connection in connections:
 """
 
 
-class SQLiteProfile(ConsistencyProfile):
+class SQLiteProfile(StreamingProfile, FreezingProfile):
     """type: sqlite — online backup API copies (file level), write locks (snapshots)."""
 
     kind = "sqlite"

@@ -22,7 +22,7 @@ from ..common.fileio import atomic_write, ensure_dir
 from ..common.locks import FileLock, LockBusy
 from ..common.process import Redactor, SecretFileError, read_env_file, read_secret_file
 from ..consistency import custom, fsfreeze, mariadb, postgresql, sqlite
-from ..consistency.base import ConsistencyProfile, QuiesceFailed, profile_from_config
+from ..consistency.base import QuiesceFailed, StreamingProfile, streaming_profile_from_config
 from .jobspec import JobConfig
 from .gate import GateDecision, LoadGate, wait_for_gate
 from ..common.hooks import ping, run_hooks
@@ -312,7 +312,7 @@ class BackupRunner:
         result.retention = {"forgot": True, "pruned": True, "kept": forget.kept, "removed": forget.removed,
                             "removed_ids": forget.removed_ids}
 
-    def _profile(self, result: RunResult) -> ConsistencyProfile | None:
+    def _profile(self, result: RunResult) -> StreamingProfile | None:
         """The dataset's consistency profile, its passwords read from their private files."""
         declared = self.config.consistency
         if not declared:
@@ -327,18 +327,18 @@ class BackupRunner:
         result.consistency = {"profile": settings["type"], "consistent": True, "reason": "", "seconds": 0.0}
         staging = self.config.files.staging
         try:
-            return profile_from_config(settings, staging, status_dir=self.config.status_dir)
+            return streaming_profile_from_config(settings, staging, status_dir=self.config.status_dir)
         except QuiesceFailed as exc:
             raise StepFailed("consistency profile %s: %s" % (settings["type"], exc)) from None
 
-    def _quiesce_failed(self, result: RunResult, profile: ConsistencyProfile, reason: str) -> None:
+    def _quiesce_failed(self, result: RunResult, profile: StreamingProfile, reason: str) -> None:
         """on_failure decides: fail the run, or keep going with a copy recorded as crash-consistent."""
         if profile.on_failure != "crash_consistent":
             raise StepFailed("could not make %s consistent: %s" % (profile.kind, reason))
         result.consistency.update(consistent=False, reason=reason)
         result.warnings.append("only crash-consistent: %s" % reason)
 
-    def _consistent_files(self, profile: ConsistencyProfile | None, result: RunResult) -> list[str]:
+    def _consistent_files(self, profile: StreamingProfile | None, result: RunResult) -> list[str]:
         if profile is None:
             return []
         began = self.monotonic()
@@ -355,7 +355,7 @@ class BackupRunner:
         running in its snapshot): recorded for every run, as snapshot tiers record freezes."""
         result.consistency["seconds"] = round(result.consistency.get("seconds", 0.0) + self.monotonic() - began, 3)
 
-    def _back_up_streams(self, profile: ConsistencyProfile | None, repo: ResticRepository, tags: list[str],
+    def _back_up_streams(self, profile: StreamingProfile | None, repo: ResticRepository, tags: list[str],
                          result: RunResult) -> None:
         """Each dump stream piped into the repository as a snapshot of its own, no temporary copy."""
         if profile is None or not result.consistency["consistent"]:

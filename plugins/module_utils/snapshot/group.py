@@ -31,7 +31,7 @@ from ..core.status import StatusStore
 from ..common.fileio import atomic_write_json, read_json
 from ..common.locks import FileLock
 from ..consistency import custom, fsfreeze, mariadb, postgresql, sqlite
-from ..consistency.base import (ConsistencyProfile, FreezeRecord, QuiesceFailed, profile_from_config,
+from ..consistency.base import (FreezeRecord, FreezingProfile, QuiesceFailed, freezing_profile_from_config,
                                 quiesce_or_crash_consistent, utc_now)
 from .provider import SnapshotError, SnapshotProvider
 
@@ -87,7 +87,7 @@ def build_manifest(group: SnapshotGroup, provider: str, rp_id: str, snapshots: d
 class ConsistencyGroupSnapshot:
     """Takes, lists and deletes recovery points of one group with one provider and one profile."""
 
-    def __init__(self, group: SnapshotGroup, provider: SnapshotProvider, profile: ConsistencyProfile,
+    def __init__(self, group: SnapshotGroup, provider: SnapshotProvider, profile: FreezingProfile,
                  status_dir: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.group = group
         self.provider = provider
@@ -251,5 +251,5 @@ def consistency_with_passwords(consistency: dict[str, Any] | None, passwords: di
 def group_snapshot_from_config(group: SnapshotGroup, provider: SnapshotProvider, consistency: dict[str, Any],
                                status_dir: str) -> ConsistencyGroupSnapshot:
     """The engine for a group, its profile staged in <status_dir>/staging (private files of clients)."""
-    profile = profile_from_config(consistency, os.path.join(status_dir, "staging"), status_dir)
+    profile = freezing_profile_from_config(consistency, os.path.join(status_dir, "staging"), status_dir)
     return ConsistencyGroupSnapshot(group, provider, profile, status_dir)

@@ -12,8 +12,9 @@ import pytest
 
 from ansible_collections.restorable.backup.plugins.module_utils.consistency import base
 from ansible_collections.restorable.backup.plugins.module_utils.consistency.base import (
-    ConsistencyProfile, FreezeRecord, NoneProfile, QuiesceFailed, StreamSource, profile_from_config,
-    quiesce_or_crash_consistent)
+    FreezeRecord, NoneProfile, QuiesceFailed, StreamSource, profile_from_config, quiesce_or_crash_consistent)
+from ansible_collections.restorable.backup.plugins.module_utils.consistency.base import (
+    FreezingProfile as ConsistencyProfile)
 
 
 class Recorder(ConsistencyProfile):
@@ -132,7 +133,7 @@ def test_sigterm_during_the_snapshot_still_releases(tmp_path):
         "import sys, time\n"
         "sys.path[:0] = %r\n"
         "from ansible_collections.restorable.backup.plugins.module_utils.core.runner import install_signal_handlers\n"
-        "from ansible_collections.restorable.backup.plugins.module_utils.consistency.base import ConsistencyProfile\n"
+        "from ansible_collections.restorable.backup.plugins.module_utils.consistency.base import FreezingProfile as ConsistencyProfile\n"
         "class P(ConsistencyProfile):\n"
         "    kind = 'p'\n"
         "    def quiesce(self, watchdog):\n"
