@@ -2,16 +2,16 @@
 # Private to restorable.backup: the application layer of drills for database backups.
 """Application checks: the restored database backup starts in a scratch server and passes checks.
 
-The agent tier stores database backups as restic streams beside each run's file snapshot (see
-``consistency/postgresql.py`` and ``consistency/mariadb.py``). :class:`RunStreams` finds the
-streams of the run a recovery point belongs to and pipes them out of the repository with
-``restic dump`` (no copy of a dump or of the xbstream lands on disk; only the small
-``globals.sql`` is written, edited for the scratch cluster). ``mode: backup_api`` has no streams:
-the data directory is among the restored files. An :class:`ApplicationCheck` then builds a
-scratch server below ``<restore dir>/.restorable-application``, starts it on a private socket
-(no TCP: PostgreSQL with ``listen_addresses=''``, MariaDB with ``--skip-networking``), runs the
-built-in integrity check and the profile's SQL checks, and always stops the server by its PID.
-The engine removes the whole restore directory afterwards.
+Database profiles keep their backups as streams beside each recovery point (see
+``consistency/postgresql.py`` and ``consistency/mariadb.py``); the tier hands them over as
+:class:`~.restored.RestoredData`, which pipes each stream into the command that loads it (no
+copy of a dump or of the xbstream lands on disk; only the small ``globals.sql`` is written,
+edited for the scratch cluster). ``mode: backup_api`` has no streams: the data directory is
+among the restored files. An :class:`ApplicationCheck` then builds a scratch server below
+``<restore dir>/.restorable-application``, starts it on a private socket (no TCP: PostgreSQL with
+``listen_addresses=''``, MariaDB with ``--skip-networking``), runs the built-in integrity check
+and the profile's SQL checks, and always stops the server by its PID. The engine removes the
+whole restore directory afterwards.
 
 When run as root the servers and their tools run as the database's OS user (postgres, mysql)
 through ``setpriv``, which execs in place so the PID is the server's: the sandbox and its
@@ -20,7 +20,6 @@ servers trust their private socket.
 """
 from __future__ import annotations
 
-import datetime
 import glob
 import os
 import pwd
@@ -32,14 +31,12 @@ import tempfile
 import time
 from typing import Any, Callable, Sequence
 
-from ..storage.restic import ResticError, ResticRepository
-from ..common.process import CommandResult, base_env, run_command, run_pipeline
+from ..common.process import CommandResult, base_env, run_command
 from ..consistency.postgresql import LIST_DATABASES_SQL, parse_database_list
-from .engine import FAILED, OK, DrillError, Layer, RecoveryPoint, parse_time
+from .engine import FAILED, OK, DrillError, Layer, RecoveryPoint
+from .restored import CheckFailed, RestoredData
 
 SCRATCH_DIR = ".restorable-application"
-STREAM_TAG = "stream:"
-DATASET_TAG = "dataset:"
 DEFAULT_TIMEOUT = 600.0
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0
@@ -59,84 +56,6 @@ SOCKET_NAME_MAX = 15
 TRUE_VALUES = ("t", "true", "on", "yes", "y")
 # CHECK TABLE's final row per table: status OK (or already checked for upgrade).
 CHECK_TABLE_OK = ("ok", "table is already up to date")
-
-
-class CheckFailed(Exception):
-    """A step of an application check failed; the message names the step and the reason."""
-
-
-# -- the streams of a run -----------------------------------------------------------------------
-
-def stream_of(snapshot: dict[str, Any]) -> str | None:
-    """The stream name a snapshot carries in its tags, None for a run's file snapshot."""
-    for tag in snapshot.get("tags") or []:
-        if str(tag).startswith(STREAM_TAG):
-            return str(tag)[len(STREAM_TAG):]
-    return None
-
-
-def streams_of_run(snapshots: Sequence[dict[str, Any]], point_time: datetime.datetime) -> dict[str, str]:
-    """{stream name: snapshot id} of the run whose file snapshot was taken at point_time.
-
-    A run backs up its files first, then each stream: the run's streams are the first of each
-    name taken at or after its file snapshot and before the next run's file snapshot.
-    """
-    timed = []
-    for snap in snapshots:
-        try:
-            timed.append((parse_time(snap["time"]), snap))
-        except (KeyError, ValueError):
-            continue
-    later_points = [when for when, snap in timed if stream_of(snap) is None and when > point_time]
-    boundary = min(later_points) if later_points else None
-    found: dict[str, tuple] = {}
-    for when, snap in sorted(timed, key=lambda item: item[0]):
-        name = stream_of(snap)
-        if name is None or when < point_time or (boundary is not None and when >= boundary):
-            continue
-        found.setdefault(name, (when, snap["id"]))
-    return {name: item[1] for name, item in found.items()}
-
-
-class RunStreams:
-    """The streams one run stored beside its recovery point, read with `restic dump`."""
-
-    def __init__(self, repo: ResticRepository, snapshots: dict[str, str], timeout: float) -> None:
-        self.repo = repo
-        self.snapshots = dict(snapshots)
-        self.timeout = timeout
-
-    @classmethod
-    def of_point(cls, repo: ResticRepository, dataset: str, host: str, point: RecoveryPoint,
-                 timeout: float) -> "RunStreams":
-        try:
-            snapshots = repo.snapshots(host=host, tags=[DATASET_TAG + dataset])
-        except ResticError as exc:
-            raise DrillError(exc.message) from None
-        return cls(repo, streams_of_run(snapshots, point.time), timeout)
-
-    def names(self) -> list[str]:
-        return sorted(self.snapshots)
-
-    def dump_args(self, name: str) -> list[str]:
-        return ["dump", self.snapshots[name], "/" + name]
-
-    def text(self, name: str) -> str:
-        """A small stream (globals.sql) as text."""
-        result = self.repo.run(self.dump_args(name), timeout=self.timeout)
-        if not result.ok:
-            raise CheckFailed("restic dump of stream %s: %s" % (name, self.repo.error("dump", result, self.timeout).message))
-        return result.stdout
-
-    def pipe(self, name: str, consumer: Sequence[str], env: dict[str, str], what: str) -> None:
-        """`restic dump` of the stream into consumer's stdin; CheckFailed naming what failed."""
-        source, result = run_pipeline(self.repo.command(self.dump_args(name)), self.repo.environment(), consumer, env,
-                                      timeout=self.timeout)
-        if not source.ok:
-            raise CheckFailed("restic dump of stream %s: %s" % (name, self.repo.redact(
-                source.stderr_tail() or "exit code %d" % source.returncode)))
-        if not result.ok:
-            raise CheckFailed("%s: %s" % (what, describe_failure(result)))
 
 
 # -- shared pieces ------------------------------------------------------------------------------
@@ -225,7 +144,7 @@ class ApplicationCheck:
 
     # -- steps the subclasses define ---------------------------------------------------------
 
-    def run_checks(self, streams: RunStreams | None, restored_root: str) -> str:
+    def run_checks(self, streams: RestoredData | None, restored_root: str) -> str:
         """Build, start and check the server; the OK message. CheckFailed on any problem."""
         raise NotImplementedError
 
@@ -235,7 +154,7 @@ class ApplicationCheck:
 
     # -- the frame ---------------------------------------------------------------------------
 
-    def check(self, streams: RunStreams | None, restored_root: str) -> Layer:
+    def check(self, streams: RestoredData | None, restored_root: str) -> Layer:
         """streams: the run's dump streams; restored_root: the restored files (a data directory)."""
         began = time.monotonic()
         try:
@@ -456,7 +375,7 @@ class PostgreSQLApplicationCheck(ApplicationCheck):
                              env=self.env(), timeout=10)
         return result.ok
 
-    def run_checks(self, streams: RunStreams | None, restored_root: str) -> str:
+    def run_checks(self, streams: RestoredData | None, restored_root: str) -> str:
         self.write_config()
         if self.mode in ("basebackup", "backup_api"):
             if self.mode == "basebackup":
@@ -481,7 +400,7 @@ class PostgreSQLApplicationCheck(ApplicationCheck):
             self.details["start_seconds"], len(databases),
             ", %d check(s) true" % len(self.checks) if self.checks else "")
 
-    def unpack_base_backup(self, streams: RunStreams | None) -> None:
+    def unpack_base_backup(self, streams: RestoredData | None) -> None:
         if streams is None or PG_BASE_TAR not in streams.names():
             raise CheckFailed("the run has no %s stream to restore" % PG_BASE_TAR)
         streams.pipe(PG_BASE_TAR, self.run_as() + ["tar", "-x", "-f", "-", "-C", self.path("data")], self.env(),
@@ -509,7 +428,7 @@ class PostgreSQLApplicationCheck(ApplicationCheck):
             os.unlink(os.path.join(data, "postmaster.pid"))
         return data
 
-    def dump_streams(self, streams: RunStreams | None) -> dict[str, str]:
+    def dump_streams(self, streams: RestoredData | None) -> dict[str, str]:
         """{database: stream} to load, after the globals; the profile's databases must all be there."""
         names = streams.names() if streams is not None else []
         if PG_GLOBALS not in names:
@@ -523,7 +442,7 @@ class PostgreSQLApplicationCheck(ApplicationCheck):
             raise CheckFailed("the run has no database dump to restore")
         return {name: dumps[name] for name in (wanted or sorted(dumps))}
 
-    def load_dumps(self, streams: RunStreams, dumps: dict[str, str]) -> list[str]:
+    def load_dumps(self, streams: RestoredData, dumps: dict[str, str]) -> list[str]:
         path = self.path("globals.sql")
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(globals_for_scratch(streams.text(PG_GLOBALS)))
@@ -630,7 +549,7 @@ class MariaDBApplicationCheck(ApplicationCheck):
                               "ping"], env=self.env(), timeout=10)
         return result.ok
 
-    def run_checks(self, streams: RunStreams | None, restored_root: str) -> str:
+    def run_checks(self, streams: RestoredData | None, restored_root: str) -> str:
         if streams is None or MARIADB_STREAM not in streams.names():
             raise CheckFailed("the run has no %s stream to restore" % MARIADB_STREAM)
         streams.pipe(MARIADB_STREAM, self.run_as() + self.extract_argv(), self.env(), "mbstream -x")
@@ -679,24 +598,25 @@ def check_settings(profile: dict[str, Any], kind: str) -> dict[str, Any]:
     return {key: section[key] for key in ("mode", "databases", "checks") if key in section}
 
 
-def database_layer(repo: ResticRepository, dataset: str, host: str, profile: dict[str, Any],
-                   point: RecoveryPoint, target: str, timeout: float | None) -> Layer:
-    """The application layer of a postgresql or mariadb profile for the run of point."""
+def database_layer(restored: RestoredData, profile: dict[str, Any], point: RecoveryPoint, target: str,
+                   timeout: float | None) -> Layer:
+    """The application layer of a postgresql or mariadb profile for point, its streams in restored."""
     began = time.monotonic()
     kind = str(profile.get("type"))
     settings = check_settings(profile, kind)
     streams = None
     if settings.get("mode") != "backup_api":  # backup_api: the data directory is among the restored files
         try:
-            streams = RunStreams.of_point(repo, dataset, host, point, float(timeout or DEFAULT_TIMEOUT))
+            names = restored.names()
         except DrillError as exc:
             return Layer("application", FAILED, "cannot list the run's streams: %s" % exc, time.monotonic() - began)
-        if not streams.names():
+        if not names:
             return Layer("application", FAILED, "point %s has no %s stream beside it: was the run consistent?" % (
                 point.short_id or point.id[:8], kind), time.monotonic() - began)
+        streams = restored
     check = CHECKS[kind](settings, os.path.join(target, SCRATCH_DIR), timeout)
     layer = check.check(streams, target)
     if streams is not None:
-        layer.details["streams"] = {name: snap[:8] for name, snap in streams.snapshots.items()}
+        layer.details["streams"] = streams.origins()
     layer.seconds = time.monotonic() - began
     return layer

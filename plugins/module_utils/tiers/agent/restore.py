@@ -14,16 +14,16 @@ import sqlite3
 import time
 from typing import Any, Sequence
 
+from ...core.jobspec import DATASET_TAG_PREFIX
 from ...storage.restic import ResticError, ResticRepository, error_detail
 from ...drill.application import CHECKS, database_layer
 from ...drill.engine import (FAILED, OK, SKIPPED, DrillError, Layer, RecoveryPoint, RestoreDriver, RestoreStats,
                      parse_time, sample_items)
+from .streams import STREAM_TAG_PREFIX, RunStreams
 
-DATASET_TAG_PREFIX = "dataset:"
 # The runner writes the canary, then starts restic, which stamps the snapshot with its start.
 CANARY_MAX_LEAD = 900
 CANARY_CLOCK_SLACK = 5
-STREAM_TAG_PREFIX = "stream:"
 _PACK_RES = (re.compile(r"want ([0-9a-f]{64})"), re.compile(r"\bpack ([0-9a-f]{8,64})\b", re.I),
              re.compile(r"\bdata/[0-9a-f]{2}/([0-9a-f]{64})\b"))
 _VERIFY_RE = re.compile(r"finished verifying (\d+) files.*\(took ([0-9a-zµ.]+)\)", re.I)
@@ -249,8 +249,8 @@ class AgentRestoreDriver(RestoreDriver):
         if kind == "sqlite":
             return self._sqlite(target)
         if kind in CHECKS:
-            return database_layer(self.repo, self.dataset, self.source_host, self.application_profile, point, target,
-                                  self.timeout)
+            streams = RunStreams(self.repo, self.dataset, self.source_host, point.time, self.timeout)
+            return database_layer(streams, self.application_profile, point, target, self.timeout)
         if not kind or kind == "none":
             return Layer("application", SKIPPED, "the dataset has no consistency profile to check")
         return Layer("application", SKIPPED, "no application check for %s profiles yet" % kind)

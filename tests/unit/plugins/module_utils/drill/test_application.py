@@ -15,8 +15,9 @@ from ansible_collections.restorable.backup.plugins.module_utils.consistency.post
 from ansible_collections.restorable.backup.plugins.module_utils.drill.application import (
     CHECKS, SOCKET_PATH_MAX, MariaDBApplicationCheck, PostgreSQLApplicationCheck, check_settings,
     check_table_problems, check_table_statements, database_of_stream, first_field, globals_for_scratch,
-    stream_of, streams_of_run, truthy, version_key)
+    truthy, version_key)
 from ansible_collections.restorable.backup.plugins.module_utils.drill.engine import parse_time
+from ansible_collections.restorable.backup.plugins.module_utils.tiers.agent.streams import stream_of, streams_of_run
 
 
 def snap(ident: str, when: str, stream: str | None = None) -> dict:
