@@ -59,6 +59,7 @@ class JobConfig:
     password_file: str
     paths: list[str]
     host: str = field(default_factory=socket.gethostname)
+    tier: str = "agent"  # which driver runs the job (runtime/registry.py)
     env_file: str | None = None
     repository_options: list[str] = field(default_factory=list)
     excludes: list[str] = field(default_factory=list)
@@ -162,7 +163,7 @@ class JobConfig:
         if self.repository_options:
             repository["options"] = list(self.repository_options)
         doc: dict[str, Any] = {
-            "format": CONFIG_FORMAT, "dataset": self.dataset, "host": self.host, "repository": repository,
+            "format": CONFIG_FORMAT, "tier": self.tier, "dataset": self.dataset, "host": self.host, "repository": repository,
             "paths": list(self.paths), "excludes": list(self.excludes), "one_file_system": self.one_file_system,
             "tags": list(self.tags), "retention": dict(self.retention, prune_every=self.prune_every), "schedule": schedule,
             "hooks": {"pre": [h.to_dict() for h in self.pre_hooks], "post": [h.to_dict() for h in self.post_hooks]},
@@ -275,6 +276,7 @@ def _parse(data: Any, source: str | None) -> JobConfig:
     if fmt != CONFIG_FORMAT:
         raise ValueError("format %r is not supported by this agent (expected %d)" % (fmt, CONFIG_FORMAT))
     dataset = top.get("dataset", str, required=True)
+    tier = top.get("tier", str, "agent")
     if not _NAME_RE.match(dataset):
         raise ValueError("dataset: %r is not a dataset name (lower-case letters, digits, '-', '_')" % dataset)
 
@@ -297,6 +299,7 @@ def _parse(data: Any, source: str | None) -> JobConfig:
         raise ValueError("paths: at least one path to back up is required")
     config = JobConfig(dataset=dataset, repository=url, password_file=password_file, paths=paths,
                        env_file=env_file, repository_options=options, source=source)
+    config.tier = tier
     host = top.get("host", str)
     if host is not None:
         if not host or any(c.isspace() for c in host):
