@@ -25,7 +25,7 @@ def guard():
 
 
 def _testcase(address: str, skipped: str | None = None, kind: str = "pytest.skip") -> str:
-    classname, _, name = address.rpartition(".")
+    classname, name = address.rsplit(".", 1)
     body = f'<skipped type="{kind}" message="{skipped}"/>' if skipped is not None else ""
     return f'<testcase classname="{classname}" name="{name}" time="0.1">{body}</testcase>'
 
