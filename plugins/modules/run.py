@@ -21,10 +21,6 @@ options:
     description: Job name (see M(restorable.backup.job)).
     type: str
     required: true
-  root:
-    description: Directory the host's C(etc/restorable) is below (see M(restorable.backup.job)).
-    type: path
-    default: /
   honour_window:
     description: Respect the backup window, as a scheduled run does.
     type: bool
@@ -43,6 +39,8 @@ attributes:
   idempotent:
     support: none
     description: Every run takes a new recovery point.
+extends_documentation_fragment:
+  - restorable.backup.agent_root
 """
 
 EXAMPLES = r"""

@@ -17,24 +17,13 @@ description:
 author:
   - Restorable maintainers (@restorable)
 options:
-  root:
-    description: Directory the host's C(etc/restorable) is below (see M(restorable.backup.job)).
-    type: path
-    default: /
   jobs:
     description: Only these jobs (default all).
     type: list
     elements: str
-attributes:
-  check_mode:
-    support: full
-    description: Reads only.
-  diff_mode:
-    support: none
-    description: Reads only.
-  idempotent:
-    support: full
-    description: Reads only.
+extends_documentation_fragment:
+  - restorable.backup.agent_root
+  - restorable.backup.read_only
 """
 
 EXAMPLES = r"""
