@@ -1,4 +1,7 @@
-# Two commands on a fresh machine: `make deps` (or any target) then `make test`.
+# The README's two commands, on a fresh Debian 12 machine as root (each runs `deps` first):
+#   make demo   the demo fleet (inventories/demo) on this machine; state in /var/tmp/restorable-demo
+#   make test   every test: sanity, units, lint, system tests
+# `make demo-clean` removes the demo's state to start afresh.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 # `test` runs its parts in order and stops at the first failure.
@@ -15,13 +18,19 @@ PYTHON_VERSION := 3.11
 COLLECTION_COPY := build/ansible_collections/restorable/backup
 ANSIBLE_TEST := cd $(COLLECTION_COPY) && ansible-test
 
-.PHONY: deps demo test sanity units lint pytest docs build clean collection-copy
+.PHONY: deps demo demo-clean test sanity units lint pytest docs build clean collection-copy
 
 deps:
 	scripts/bootstrap
 
 demo: deps
 	ansible-playbook -i inventories/demo playbooks/demo.yml
+
+# Everything the demo writes is below demo_root (inventories/demo/group_vars/all/main.yml), and
+# it leaves nothing running (its schedules are written, not activated): removing that one
+# directory starts afresh. A literal path, so that no variable can widen what is removed.
+demo-clean:
+	rm -rf -- /var/tmp/restorable-demo
 
 test: deps sanity units lint pytest
 

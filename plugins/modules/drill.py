@@ -189,7 +189,7 @@ record:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.restorable.backup.plugins.module_utils.tiers.agent.drill import run_agent_drill
+from ansible_collections.restorable.backup.plugins.module_utils.runtime.registry import run_drill
 
 
 def main() -> None:
@@ -223,7 +223,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     try:
-        record = run_agent_drill(dict(module.params), check_only=module.check_mode)
+        record = run_drill(dict(module.params), check_only=module.check_mode)
     except ValueError as exc:
         module.fail_json(msg=str(exc), record={})
     if record["result"] == "failed":

@@ -114,14 +114,6 @@ options:
     type: str
     choices: [auto, systemd, cron]
     default: auto
-  root:
-    description:
-      - Directory that configurations (C(etc/restorable)), the runtime (C(usr/local/lib/restorable))
-        and units or cron entries are written below. C(/) on a real host.
-      - Below any other root, units and cron entries are written but not activated. That serves
-        several inventory hosts sharing one machine (demo, tests), whose backups run on demand.
-    type: path
-    default: /
   python:
     description: Python interpreter that runs the jobs.
     type: path
@@ -136,6 +128,8 @@ attributes:
   idempotent:
     support: full
     description: A second run with the same jobs changes nothing.
+extends_documentation_fragment:
+  - restorable.backup.agent_root
 """
 
 EXAMPLES = r"""

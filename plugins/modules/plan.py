@@ -16,16 +16,8 @@ description:
 author:
   - Restorable maintainers (@restorable)
 options: {}
-attributes:
-  check_mode:
-    support: full
-    description: Describes only, changes nothing.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
-  idempotent:
-    support: full
-    description: Always returns C(changed=false).
+extends_documentation_fragment:
+  - restorable.backup.read_only
 """
 
 EXAMPLES = r"""

@@ -21,10 +21,6 @@ options:
     description: Job name (see M(restorable.backup.job)).
     type: str
     required: true
-  root:
-    description: Directory the host's C(etc/restorable) is below (see M(restorable.backup.job)).
-    type: path
-    default: /
   honour_window:
     description: Respect the backup window, as a scheduled run does.
     type: bool
@@ -43,6 +39,8 @@ attributes:
   idempotent:
     support: none
     description: Every run takes a new recovery point.
+extends_documentation_fragment:
+  - restorable.backup.agent_root
 """
 
 EXAMPLES = r"""
@@ -62,7 +60,8 @@ status:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.restorable.backup.plugins.module_utils.core.jobspec import ConfigError, job_config_path, load_job_config
-from ansible_collections.restorable.backup.plugins.module_utils.core.runner import BackupRunner, RunOptions
+from ansible_collections.restorable.backup.plugins.module_utils.core.runner import RunOptions
+from ansible_collections.restorable.backup.plugins.module_utils.runtime.registry import UnsupportedTier, runner_for
 
 
 def main() -> None:
@@ -82,7 +81,11 @@ def main() -> None:
     except ConfigError as exc:
         module.fail_json(msg=str(exc), status={})
     options = RunOptions(ignore_window=not module.params["honour_window"], ignore_load=not module.params["honour_load_gate"])
-    status = BackupRunner(config, options).run().to_dict()
+    try:
+        runner = runner_for(config, options)
+    except UnsupportedTier as exc:
+        module.fail_json(msg="%s: %s" % (config.source, exc), status={})
+    status = runner.run().to_dict()
     if status["result"] in ("failed", "locked"):
         module.fail_json(msg="backup of %s %s: %s" % (config.dataset, status["result"], status["reason"]), status=status)
     module.exit_json(changed=status["result"] == "success", status=status, msg=status["reason"] or status["result"])

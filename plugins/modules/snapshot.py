@@ -61,6 +61,12 @@ options:
     description: Where the status, lock and watchdog log are written.
     type: path
     default: /var/lib/restorable
+  metrics_dir:
+    description:
+      - Where the group's node_exporter textfile C(restorable_snapshot-<name>.prom) is written after every
+        recovery point it takes (or fails to take).
+      - Default C(<status_dir>/metrics), where the backup jobs of the host write theirs.
+    type: path
   action:
     description: Take a recovery point, list them, or delete O(recovery_point).
     type: str
@@ -122,6 +128,8 @@ recovery_points:
   elements: dict
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.restorable.backup.plugins.module_utils.common.locks import LockBusy
@@ -143,6 +151,7 @@ def main() -> None:
             postgresql_password=dict(type="str", no_log=True),
             mariadb_password=dict(type="str", no_log=True),
             status_dir=dict(type="path", default="/var/lib/restorable"),
+            metrics_dir=dict(type="path"),
             action=dict(type="str", choices=["create", "list", "delete"], default="create"),
             recovery_point=dict(type="str"),
         ),
@@ -155,7 +164,8 @@ def main() -> None:
             "postgresql": params["postgresql_password"], "mariadb": params["mariadb_password"]})
         group = SnapshotGroup(params["name"], params["volumes"], params["snapshot_dir"])
         engine = group_snapshot_from_config(group, provider_from_name(params["provider"]), consistency,
-                                            params["status_dir"])
+                                            params["status_dir"],
+                                            params["metrics_dir"] or os.path.join(params["status_dir"], "metrics"))
         if params["action"] == "list":
             module.exit_json(changed=False, recovery_points=engine.recovery_points())
         if params["action"] == "delete":

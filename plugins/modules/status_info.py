@@ -17,24 +17,13 @@ description:
 author:
   - Restorable maintainers (@restorable)
 options:
-  root:
-    description: Directory the host's C(etc/restorable) is below (see M(restorable.backup.job)).
-    type: path
-    default: /
   jobs:
     description: Only these jobs (default all).
     type: list
     elements: str
-attributes:
-  check_mode:
-    support: full
-    description: Reads only.
-  diff_mode:
-    support: none
-    description: Reads only.
-  idempotent:
-    support: full
-    description: Reads only.
+extends_documentation_fragment:
+  - restorable.backup.agent_root
+  - restorable.backup.read_only
 """
 
 EXAMPLES = r"""
@@ -53,6 +42,13 @@ jobs:
   returned: always
   type: dict
   sample: {"www": {"result": "success", "snapshot_id": "4f1c...", "consecutive_failures": 0, "last_success": {"finished": "2026-11-24T01:00:12Z"}}}
+snapshot_groups:
+  description:
+    - Status per consistency group snapshotted on this host (M(restorable.backup.snapshot) with the default
+      status directory below I(root)), by group name; the same fields and counters as O(jobs), with C(tier=snapshot).
+  returned: always
+  type: dict
+  sample: {"db": {"result": "success", "tier": "snapshot", "snapshot_id": "20261124T010000Z", "consecutive_failures": 0}}
 drills:
   description:
     - The newest record of each scheduled drill run on this host (source host, dataset and drill), from
@@ -71,6 +67,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.restorable.backup.plugins.module_utils.core.jobspec import ConfigError, job_config_path, load_job_config
 from ansible_collections.restorable.backup.plugins.module_utils.core.status import StatusStore
 from ansible_collections.restorable.backup.plugins.module_utils.core.layout import HostLayout
+from ansible_collections.restorable.backup.plugins.module_utils.snapshot.group import SNAPSHOT_STATUS_PREFIX
 from ansible_collections.restorable.backup.plugins.module_utils.drill.report import LEDGER, latest_drills
 
 
@@ -91,8 +88,18 @@ def main() -> None:
             jobs[name] = StatusStore(config.status_dir, config.dataset).load()
         except (ConfigError, ValueError) as exc:
             module.fail_json(msg=str(exc))
-    ledger = os.path.join(HostLayout(root).evidence_dir, LEDGER)
-    module.exit_json(changed=False, jobs=jobs, drills=latest_drills(ledger))
+    layout = HostLayout(root)
+    module.exit_json(changed=False, jobs=jobs, snapshot_groups=snapshot_groups(layout.status_dir),
+                     drills=latest_drills(os.path.join(layout.evidence_dir, LEDGER)))
+
+
+def snapshot_groups(status_dir: str) -> dict:
+    """The status of each consistency group's last snapshot run, by group name."""
+    groups = {}
+    for path in sorted(glob.glob(os.path.join(status_dir, SNAPSHOT_STATUS_PREFIX + "*.json"))):
+        name = os.path.basename(path)[len(SNAPSHOT_STATUS_PREFIX):-len(".json")]
+        groups[name] = StatusStore(status_dir, SNAPSHOT_STATUS_PREFIX + name).load()
+    return groups
 
 
 if __name__ == "__main__":

@@ -23,22 +23,14 @@ options:
       - Inventory hosts to validate. Defaults to every host of the play.
     type: list
     elements: str
-attributes:
-  check_mode:
-    support: full
-    description: Validation changes nothing, so check mode behaves like a normal run.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
-  idempotent:
-    support: full
-    description: Always returns C(changed=false).
 requirements:
   - jsonschema >= 4.18 and fastjsonschema on the controller
   - PyYAML on the controller
 notes:
   - Secrets must be given with Ansible Vault or a lookup; plain text gives a warning, or an error
     when C(restorable_compliance.plaintext_secrets) is C(error). Secret values never appear in messages.
+extends_documentation_fragment:
+  - restorable.backup.read_only
 """
 
 EXAMPLES = r"""

@@ -69,3 +69,26 @@ def test_apply_applies_nothing_when_the_policy_is_invalid(tmp_path):
     assert "nothing was applied" in result.stdout + result.stderr
     assert not (tmp_path / "inv" / "hostroot").exists()
     assert not (tmp_path / "inv" / "repo").exists()
+
+
+def test_apply_warns_about_tiers_it_does_not_apply_yet(tmp_path):
+    """Only the agent tier runs today: apply names every other dataset it leaves alone."""
+    root = tmp_path / "inv"
+    (root / "group_vars").mkdir(parents=True)
+    (root / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"files01": None, "replica01": None}, "vars": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "agent_root": str(root / "hostroot" / "{{ inventory_hostname }}")}}}))
+    (root / "group_vars" / "all.yml").write_text(yaml.safe_dump({
+        "restorable_targets": {"replica": {"type": "replica", "host": "replica01", "path": "/srv/replicas/files01"}},
+        "restorable_datasets": {},
+    }))
+    (root / "host_vars").mkdir()
+    (root / "host_vars" / "files01.yml").write_text(yaml.safe_dump({"restorable_datasets": {"shares-cdp": {
+        "tier": "cdp", "source": {"type": "btrfs", "subvolume": "/srv/shares"}, "interval_minutes": 10,
+        "replica": "replica", "retention": {"max_age": "7d"}, "rpo": "15m"}}}))
+    result = _run("restorable.backup.apply", root)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    output = " ".join(output.split())  # the callback folds long messages
+    assert "WARNING: files01: not applied, only the agent tier runs today: shares-cdp (cdp tier)" in output
+    assert "WARNING: replica01" not in output

@@ -227,3 +227,14 @@ def _decode(data: bytes | None, tail: int | None = None) -> str:
     if tail is not None and len(data) > tail:
         data = data[-tail:]
     return data.decode("utf-8", "replace")
+
+
+def ionice_prefix(klass: str | None, level: int | None, ionice: str | None) -> list[str]:
+    """`ionice -c N [-n L]` for an I/O class, or [] when no class or no ionice binary."""
+    if not klass or not ionice:
+        return []
+    number = {"realtime": "1", "best-effort": "2", "idle": "3"}[klass]
+    prefix = [ionice, "-c", number]
+    if klass != "idle" and level is not None:
+        prefix += ["-n", str(level)]
+    return prefix

@@ -9,7 +9,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 
-from ..storage.restic import ResticError, ResticRepository
+from ..storage.factory import open_repository
+from ..storage.repository import Repository, RepositoryError
 from .files import DesiredFile, FileConverger
 
 ABSENT, PRESENT, CHECKED = "absent", "present", "checked"
@@ -85,13 +86,13 @@ class RepositoryManager:
             password_file = os.path.join(scratch, "password")
             with open(os.open(password_file, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as handle:
                 handle.write(spec.password + "\n")
-            repository = ResticRepository(spec.url, password_file, env=spec.env, options=spec.options,
-                                          cache_dir=os.path.join(scratch, "cache"))
+            repository = open_repository(spec.url, password_file, env=spec.env, options=spec.options,
+                                         cache_dir=os.path.join(scratch, "cache"))
             if self.check_mode:
                 return self._would_initialise(repository)
             return repository.init_if_needed()
-        except ResticError as exc:
-            if exc.kind == ResticError.WRONG_PASSWORD:
+        except RepositoryError as exc:
+            if exc.kind == RepositoryError.WRONG_PASSWORD:
                 # restic's message would name the scratch file, gone by the time anyone reads it.
                 raise RepositoryFailed("%s: wrong password for the restic repository at %s: the password given for this "
                                        "target opens no key of it; %s was left unchanged"
@@ -101,21 +102,21 @@ class RepositoryManager:
             shutil.rmtree(scratch, ignore_errors=True)
 
     @staticmethod
-    def _would_initialise(repository: ResticRepository) -> bool:
+    def _would_initialise(repository: Repository) -> bool:
         """Check mode: only a wrong password is certain to fail; storage that a real run would
         set up first (a bucket, per-host credentials) may not be reachable yet."""
         try:
             return not repository.exists()
-        except ResticError as exc:
-            if exc.kind == ResticError.WRONG_PASSWORD:
+        except RepositoryError as exc:
+            if exc.kind == RepositoryError.WRONG_PASSWORD:
                 raise
             return True
 
     def _check(self, spec: RepositorySpec) -> None:
-        repository = ResticRepository(spec.url, spec.password_file, env=spec.env, options=spec.options)
+        repository = open_repository(spec.url, spec.password_file, env=spec.env, options=spec.options)
         try:
             result = repository.check(self.read_data_subset)
-        except ResticError as exc:
+        except RepositoryError as exc:
             raise RepositoryFailed("%s: %s" % (spec.name, exc)) from None
         self.checks[spec.name] = {"ok": result.ok, "read_data_subset": result.read_data_subset, "message": result.message}
         if not result.ok:

@@ -1,13 +1,13 @@
 # -*- coding: utf-8 -*-
-# Private to restorable.backup: the job configuration of one agent dataset on a host.
-# The job module writes it as JSON (/etc/restorable/DATASET.json); the scheduled job and
-# the on-demand run module load it. Secrets are NOT in it: the repository password and
-# the S3 keys live in separate 0600 files that it names by path.
+# Private to restorable.backup: the job specification of one dataset on a host.
+# The controller writes it from the validated policy (the job module stores it as JSON in
+# /etc/restorable/DATASET.json); the scheduled job and the on-demand run module load it.
+# The host checks its format version and its shape (known keys, types) and converts durations
+# and times; it does not judge the values again: the policy schema on the controller did.
+# Secrets are NOT in it: passwords and S3 keys live in 0600 files that it names by path.
 from __future__ import annotations
 
 import json
-import os
-import re
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,11 +23,6 @@ DEFAULT_PRUNE_EVERY = 7  # weekly for a nightly job; why: retention.prune_every 
 DEFAULT_HISTORY = 20
 DATASET_TAG_PREFIX = "dataset:"
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-_SUBSET_RE = re.compile(r"^([0-9]{1,3}(\.[0-9]+)?%|[0-9]+/[0-9]+)$")
-_IONICE_CLASSES = ("idle", "best-effort", "realtime")
 RETENTION_KEYS = ("last", "hourly", "daily", "weekly", "monthly", "yearly", "max_age")
 
 
@@ -59,6 +54,7 @@ class JobConfig:
     password_file: str
     paths: list[str]
     host: str = field(default_factory=socket.gethostname)
+    tier: str = "agent"  # which driver runs the job (runtime/registry.py)
     env_file: str | None = None
     repository_options: list[str] = field(default_factory=list)
     excludes: list[str] = field(default_factory=list)
@@ -162,7 +158,7 @@ class JobConfig:
         if self.repository_options:
             repository["options"] = list(self.repository_options)
         doc: dict[str, Any] = {
-            "format": CONFIG_FORMAT, "dataset": self.dataset, "host": self.host, "repository": repository,
+            "format": CONFIG_FORMAT, "tier": self.tier, "dataset": self.dataset, "host": self.host, "repository": repository,
             "paths": list(self.paths), "excludes": list(self.excludes), "one_file_system": self.one_file_system,
             "tags": list(self.tags), "retention": dict(self.retention, prune_every=self.prune_every), "schedule": schedule,
             "hooks": {"pre": [h.to_dict() for h in self.pre_hooks], "post": [h.to_dict() for h in self.post_hooks]},
@@ -240,16 +236,11 @@ class _Fields:
     def sub(self, key: str) -> "_Fields":
         return _Fields(self.get(key, dict, {}), self.name(key))
 
-    def strings(self, key: str, pattern: re.Pattern | None = None, absolute: bool = False) -> list[str]:
+    def strings(self, key: str) -> list[str]:
         values = self.get(key, list, [])
         for index, value in enumerate(values):
-            where = "%s[%d]" % (self.name(key), index)
-            if not isinstance(value, str) or not value:
-                raise ValueError("%s: expected a non-empty string" % where)
-            if absolute and not value.startswith("/"):
-                raise ValueError("%s: %r is not an absolute path" % (where, value))
-            if pattern is not None and not pattern.match(value):
-                raise ValueError("%s: %r is not allowed here" % (where, value))
+            if not isinstance(value, str):
+                raise ValueError("%s[%d]: expected a string, got %s" % (self.name(key), index, type(value).__name__))
         return list(values)
 
     def duration(self, key: str, default: int | None = None) -> int | None:
@@ -274,37 +265,16 @@ def _parse(data: Any, source: str | None) -> JobConfig:
     fmt = top.get("format", int, CONFIG_FORMAT)
     if fmt != CONFIG_FORMAT:
         raise ValueError("format %r is not supported by this agent (expected %d)" % (fmt, CONFIG_FORMAT))
-    dataset = top.get("dataset", str, required=True)
-    if not _NAME_RE.match(dataset):
-        raise ValueError("dataset: %r is not a dataset name (lower-case letters, digits, '-', '_')" % dataset)
-
     repo = top.sub("repository")
-    url = repo.get("url", str, required=True)
-    password_file = repo.get("password_file", str, required=True)
-    if not password_file.startswith("/"):
-        raise ValueError("repository.password_file: %r is not an absolute path" % password_file)
-    env_file = repo.get("env_file", str)
-    if env_file is not None and not env_file.startswith("/"):
-        raise ValueError("repository.env_file: %r is not an absolute path" % env_file)
-    options = repo.strings("options")
-    for index, option in enumerate(options):
-        if "=" not in option:
-            raise ValueError("repository.options[%d]: expected key=value (restic -o), got %r" % (index, option))
+    config = JobConfig(dataset=top.get("dataset", str, required=True), repository=repo.get("url", str, required=True),
+                       password_file=repo.get("password_file", str, required=True), paths=top.strings("paths"),
+                       env_file=repo.get("env_file", str), repository_options=repo.strings("options"), source=source)
     repo.done()
-
-    paths = top.strings("paths", absolute=True)
-    if not paths:
-        raise ValueError("paths: at least one path to back up is required")
-    config = JobConfig(dataset=dataset, repository=url, password_file=password_file, paths=paths,
-                       env_file=env_file, repository_options=options, source=source)
-    host = top.get("host", str)
-    if host is not None:
-        if not host or any(c.isspace() for c in host):
-            raise ValueError("host: %r is not a host name" % host)
-        config.host = host
+    config.tier = top.get("tier", str, "agent")
+    config.host = top.get("host", str, config.host)
     config.excludes = top.strings("excludes")
     config.one_file_system = top.get("one_file_system", bool, False)
-    config.tags = top.strings("tags", _TAG_RE)
+    config.tags = top.strings("tags")
     _parse_retention(top.sub("retention"), config)
     _parse_schedule(top.sub("schedule"), config)
 
@@ -314,68 +284,40 @@ def _parse(data: Any, source: str | None) -> JobConfig:
     hooks.done()
 
     check = top.sub("check")
-    every = check.get("every", int, 0)
-    if every < 0:
-        raise ValueError("check.every: must be 0 (never) or more, got %d" % every)
-    subset = check.get("read_data_subset", str)
-    if subset is not None and not _SUBSET_RE.match(subset):
-        raise ValueError("check.read_data_subset: expected a share such as 5%% or 1/10, got %r" % subset)
+    config.check = CheckConfig(check.get("every", int, 0), check.get("read_data_subset", str))
     check.done()
-    config.check = CheckConfig(every, subset)
 
     consistency = top.get("consistency", dict)
     if consistency is not None and not isinstance(consistency.get("type"), str):
         raise ValueError("consistency.type: expected the profile type (postgresql, mariadb, sqlite)")
     config.consistency = consistency
-
     ping_url = top.get("ping_url", str)
-    if ping_url is not None and not re.match(r"^https?://\S+$", ping_url):
-        raise ValueError("ping_url: expected an http(s) URL, got %r" % ping_url)
     config.ping_url = ping_url.rstrip("/") if ping_url else None
-    config.status_dir = _absolute(top, "status_dir", DEFAULT_STATUS_DIR)
-    config.metrics_dir = _absolute(top, "metrics_dir", None)
+    config.status_dir = top.get("status_dir", str, DEFAULT_STATUS_DIR)
+    config.metrics_dir = top.get("metrics_dir", str)
 
     canary = top.sub("canary")
     config.canary = canary.get("enabled", bool, True)
-    config.canary_path = _absolute(canary, "path", None)
+    config.canary_path = canary.get("path", str)
     canary.done()
 
     restic = top.sub("restic")
-    config.restic_binary = restic.get("binary", str, "restic")
-    config.cache_dir = _absolute(restic, "cache_dir", None)
+    config.restic_binary = restic.get("binary", str, config.restic_binary)
+    config.cache_dir = restic.get("cache_dir", str)
     restic.done()
 
     config.history = top.get("history", int, DEFAULT_HISTORY)
-    if not 1 <= config.history <= 1000:
-        raise ValueError("history: expected 1 to 1000 runs, got %d" % config.history)
     top.done()
     return config
-
-
-def _absolute(fields: _Fields, key: str, default: str | None) -> str | None:
-    value = fields.get(key, str, default)
-    if value is not None and not value.startswith("/"):
-        raise ValueError("%s: %r is not an absolute path" % (fields.name(key), value))
-    return value
 
 
 def _parse_retention(fields: _Fields, config: JobConfig) -> None:
     retention: dict[str, Any] = {}
     for key in RETENTION_KEYS:
-        if key == "max_age":
-            value = fields.duration(key)
-        else:
-            value = fields.get(key, int)
-            if value is not None and value < 0:
-                raise ValueError("%s: a count cannot be negative (%d)" % (fields.name(key), value))
+        value = fields.duration(key) if key == "max_age" else fields.get(key, int)
         if value is not None:
             retention[key] = value
-    if "thinning" in fields.data:
-        raise ValueError("retention.thinning applies to the cdp tier; use last/hourly/daily/weekly/"
-                         "monthly/yearly/max_age for an agent dataset")
     prune_every = fields.get("prune_every", int, DEFAULT_PRUNE_EVERY)
-    if prune_every < 1:
-        raise ValueError("retention.prune_every: expected 1 or more backups, got %d" % prune_every)
     fields.done()
     config.retention, config.prune_every = retention, prune_every
 
@@ -390,36 +332,22 @@ def _parse_schedule(fields: _Fields, config: JobConfig) -> None:
         config.window = TimeWindow.parse(start, end, timezone, "schedule.window")
     gate = fields.sub("load_gate")
     if gate.data:
-        limit = gate.get("max_load_per_cpu", (int, float), required=True)
-        if limit <= 0:
-            raise ValueError("schedule.load_gate.max_load_per_cpu: must be above 0, got %r" % limit)
-        config.load_gate = LoadGateConfig(float(limit), gate.duration("max_deferral"),
+        config.load_gate = LoadGateConfig(float(gate.get("max_load_per_cpu", (int, float), required=True)),
+                                          gate.duration("max_deferral"),
                                           gate.duration("check_every", DEFAULT_CHECK_EVERY) or 1)
         gate.done()
-    nice = fields.get("nice", int)
-    if nice is not None and not -20 <= nice <= 19:
-        raise ValueError("schedule.nice: expected -20 to 19, got %d" % nice)
-    config.nice = nice
+    config.nice = fields.get("nice", int)
     ionice = fields.sub("ionice")
     if ionice.data:
-        klass = ionice.get("class", str, required=True)
-        if klass not in _IONICE_CLASSES:
-            raise ValueError("schedule.ionice.class: expected one of %s, got %r" % (", ".join(_IONICE_CLASSES), klass))
-        level = ionice.get("level", int)
-        if level is not None and not 0 <= level <= 7:
-            raise ValueError("schedule.ionice.level: expected 0 to 7, got %d" % level)
+        config.ionice_class, config.ionice_level = ionice.get("class", str, required=True), ionice.get("level", int)
         ionice.done()
-        config.ionice_class, config.ionice_level = klass, level
     bandwidth = fields.sub("bandwidth")
-    for key in ("upload_kbps", "download_kbps"):
-        value = bandwidth.get(key, int)
-        if value is not None and value < 1:
-            raise ValueError("schedule.bandwidth.%s: expected at least 1 KiB/s, got %d" % (key, value))
-        setattr(config, "limit_" + key, value)
+    config.limit_upload_kbps = bandwidth.get("upload_kbps", int)
+    config.limit_download_kbps = bandwidth.get("download_kbps", int)
     bandwidth.done()
     config.max_runtime = fields.duration("max_runtime")
-    # calendar and jitter belong to the timer (see units.py); accepted so the job module
-    # can pass the policy's schedule object as it is.
+    # calendar and jitter belong to the timer (see converge/units.py); accepted so the job
+    # module can pass the policy's schedule object as it is.
     fields.done(ignored=("calendar", "jitter"))
 
 
@@ -428,13 +356,8 @@ def _parse_hooks(fields: _Fields, phase: str) -> list[HookCommand]:
     for index, item in enumerate(fields.get(phase, list, [])):
         hook = _Fields(item, "hooks.%s[%d]" % (phase, index))
         argv = hook.strings("argv")
-        if not argv:
-            raise ValueError("%s.argv: the program to run is required" % hook.path)
         timeout = hook.duration("timeout", DEFAULT_HOOK_TIMEOUT)
         env = hook.get("env", dict, {})
-        for name, value in env.items():
-            if not _ENV_NAME_RE.match(name) or not isinstance(value, str):
-                raise ValueError("%s.env: %r must be an upper-case NAME with a string value" % (hook.path, name))
         hook.done()
-        hooks.append(HookCommand(list(argv), timeout or DEFAULT_HOOK_TIMEOUT, dict(env)))
+        hooks.append(HookCommand(list(argv), timeout or DEFAULT_HOOK_TIMEOUT, {str(k): str(v) for k, v in env.items()}))
     return hooks

@@ -143,6 +143,11 @@ def render_metrics(status: dict[str, Any], host: str) -> str:
     lines = []
     for name, help_text, value in gauges:
         lines += ["# HELP %s %s" % (name, help_text), "# TYPE %s gauge" % name, "%s{%s} %s" % (name, labels, _num(value))]
+    if status.get("tier"):
+        # An info metric: alerts and dashboards join on it to group any metric by tier.
+        name = "restorable_job_info"
+        lines += ["# HELP %s 1 for each job; its tier as a label." % name, "# TYPE %s gauge" % name,
+                  '%s{%s,tier="%s"} 1' % (name, labels, _label(status["tier"]))]
     name = "restorable_backup_last_result"
     lines += ["# HELP %s 1 for the result of the last run." % name, "# TYPE %s gauge" % name]
     for result in RESULTS:

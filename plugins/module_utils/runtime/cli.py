@@ -17,8 +17,11 @@ from ..common.fileio import read_json
 from ..common.process import SecretFileError, read_env_file, read_secret_file
 from .drill_cli import run_drill_config
 from ..core.jobspec import ConfigError, load_job_config
-from ..storage.restic import ResticError, ResticRepository
-from ..core.runner import EXIT_CODES, BackupRunner, RunOptions, install_signal_handlers
+from ..storage.factory import open_repository
+from ..storage.repository import RepositoryError
+from ..core.driver import EXIT_CODES
+from ..core.runner import RunOptions, install_signal_handlers
+from .registry import UnsupportedTier, runner_for
 from ..core.status import StatusStore
 
 PROG = "restorable-agent"
@@ -60,7 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         install_signal_handlers()
         options = RunOptions(args.ignore_window, args.ignore_load, max(0.0, args.delay))
-        result = BackupRunner(config, options).run()
+        try:
+            runner = runner_for(config, options)
+        except UnsupportedTier as exc:
+            return _fail(str(exc), EXIT_USAGE)
+        result = runner.run()
         if not quiet:
             _out(json.dumps(result.to_dict(), indent=2, sort_keys=True))
         return result.exit_code
@@ -78,11 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         read_secret_file(config.password_file, "repository password file")
         env = read_env_file(config.env_file, "repository environment file") if config.env_file else {}
-        repo = ResticRepository(config.repository, config.password_file, env=env,
-                                options=config.repository_options, binary=config.restic_binary,
-                                cache_dir=config.cache_dir)
+        repo = open_repository(config.repository, config.password_file, env=env,
+                               options=config.repository_options, binary=config.restic_binary,
+                               cache_dir=config.cache_dir)
         created = repo.init_if_needed()
-    except (ResticError, SecretFileError) as exc:
+    except (RepositoryError, SecretFileError) as exc:
         return _fail(str(exc), EXIT_CODES["failed"])
     _out(json.dumps({"dataset": config.dataset, "repository": config.repository, "created": created}))
     return 0

@@ -3,7 +3,7 @@
 #   python3 -m restorable_agent drill --config /etc/restorable/drills/NAME.json [--quiet]
 # The configuration (written 0600 by the job module) lists the datasets of one
 # drill of one source host as the drill module's parameters, with every secret as a path to
-# a private file. Each dataset runs through run_agent_drill, the code the drill module runs;
+# a private file. Each dataset runs through run_drill (its tier's restore side), the code the drill module runs;
 # the records go to the host's ledger with this run's JUnit, HTML and Markdown reports.
 # Exit status: 0 all passed, 1 a drill failed, 2 unusable configuration, 76 already running.
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..common.locks import FileLock, LockBusy
 from ..common.process import SecretFileError, check_private_file
 from ..drill.engine import DrillError
 from ..drill.report import failed_record, summary_lines, write_evidence
-from ..tiers.agent.drill import run_agent_drill
+from .registry import run_drill
 
 CONFIG_FORMAT = 1
 EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 1, 2, 76
@@ -55,7 +55,7 @@ def drill_dataset(params: dict[str, Any]) -> dict[str, Any]:
         except ValueError as exc:
             _LOG.warning("ignoring the unreadable status %s: %s", status_file, exc)
     try:
-        return run_agent_drill(params)
+        return run_drill(params)
     except (DrillError, SecretFileError, OSError) as exc:
         return failed_record(params["drill"], params["dataset"], params["source_host"], params.get("drill_host") or "?", str(exc))
 

@@ -23,11 +23,13 @@ from __future__ import annotations
 import datetime
 import glob
 import os
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..core.status import StatusStore
+from ..core.layout import metrics_file
+from ..core.status import StatusStore, write_metrics
 from ..common.fileio import atomic_write_json, read_json
 from ..common.locks import FileLock
 from ..consistency import custom, fsfreeze, mariadb, postgresql, sqlite
@@ -39,6 +41,7 @@ from .provider import SnapshotError, SnapshotProvider
 PROFILE_MODULES = (custom, fsfreeze, mariadb, postgresql, sqlite)
 MANIFEST_FORMAT = 1
 MANIFEST_SUFFIX = ".json"
+SNAPSHOT_STATUS_PREFIX = "snapshot-"  # <status_dir>/snapshot-<group>.json, .lock, metrics
 
 
 @dataclass
@@ -88,13 +91,14 @@ class ConsistencyGroupSnapshot:
     """Takes, lists and deletes recovery points of one group with one provider and one profile."""
 
     def __init__(self, group: SnapshotGroup, provider: SnapshotProvider, profile: FreezingProfile,
-                 status_dir: str, clock: Callable[[], float] = time.monotonic) -> None:
+                 status_dir: str, clock: Callable[[], float] = time.monotonic, metrics_dir: str | None = None) -> None:
         self.group = group
         self.provider = provider
         self.profile = profile
         self.status_dir = status_dir
         self.clock = clock
-        self.status = StatusStore(status_dir, "snapshot-" + group.name)
+        self.status = StatusStore(status_dir, SNAPSHOT_STATUS_PREFIX + group.name)
+        self.metrics_dir = metrics_dir
         roots = [provider.snapshot_root(volume, group.snapshot_dir) for volume in group.volumes]
         if len(set(roots)) != len(roots):
             raise SnapshotError("two volumes of group %s share the snapshot directory %s: their names must differ"
@@ -103,7 +107,7 @@ class ConsistencyGroupSnapshot:
 
     @property
     def lock_path(self) -> str:
-        return os.path.join(self.status_dir, "snapshot-%s.lock" % self.group.name)
+        return os.path.join(self.status_dir, SNAPSHOT_STATUS_PREFIX + self.group.name + ".lock")
 
     def destination(self, volume: str, rp_id: str) -> str:
         return os.path.join(self.roots[volume], rp_id)
@@ -188,13 +192,15 @@ class ConsistencyGroupSnapshot:
 
     def _record_status(self, started: str, began: float, result: str, reason: str, rp_id: str | None,
                        record: FreezeRecord | None) -> None:
-        self.status.record({
-            "dataset": self.group.name, "tier": "snapshot", "provider": self.provider.name,
+        status = self.status.record({
+            "dataset": self.group.name, "host": socket.gethostname(), "tier": "snapshot", "provider": self.provider.name,
             "started": started, "finished": utc_now(), "result": result, "reason": reason,
             "snapshot_id": rp_id, "duration_seconds": round(self.clock() - began, 3),
             "volumes": list(self.group.volumes),
             "consistency": record.to_dict() if record is not None else None,
         })
+        if self.metrics_dir:
+            write_metrics(metrics_file(self.metrics_dir, SNAPSHOT_STATUS_PREFIX + self.group.name), status, status["host"])
 
     # -- list and delete ------------------------------------------------------------------------
     def recovery_points(self) -> list[dict[str, Any]]:
@@ -249,7 +255,7 @@ def consistency_with_passwords(consistency: dict[str, Any] | None, passwords: di
 
 
 def group_snapshot_from_config(group: SnapshotGroup, provider: SnapshotProvider, consistency: dict[str, Any],
-                               status_dir: str) -> ConsistencyGroupSnapshot:
+                               status_dir: str, metrics_dir: str | None = None) -> ConsistencyGroupSnapshot:
     """The engine for a group, its profile staged in <status_dir>/staging (private files of clients)."""
     profile = freezing_profile_from_config(consistency, os.path.join(status_dir, "staging"), status_dir)
-    return ConsistencyGroupSnapshot(group, provider, profile, status_dir)
+    return ConsistencyGroupSnapshot(group, provider, profile, status_dir, metrics_dir=metrics_dir)

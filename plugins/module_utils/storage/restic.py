@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-# Private to restorable.backup: the restic repository engine.
+# Private to restorable.backup: the restic repository engine, the one place restic is run.
 # The password reaches restic through RESTIC_PASSWORD_FILE and the S3 keys through the
 # environment, never argv. Failures are classified (no repository, wrong password,
 # unreachable, access denied, locked) so operators read what went wrong, not a trace.
@@ -9,94 +9,69 @@ import json
 import os
 import re
 import signal
-from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from ..common.durations import format_duration
 from ..common.process import CommandResult, Redactor, base_env, run_command, run_pipeline
+from .repository import BackupSummary, CheckResult, ForgetResult, Repository, RepositoryError, RestoreResult
 
 STOP_GRACE = 10.0  # seconds restic gets after SIGINT to remove its lock before SIGKILL
+_PACK_RES = (re.compile(r"want ([0-9a-f]{64})"), re.compile(r"\bpack ([0-9a-f]{8,64})\b", re.I),
+             re.compile(r"\bdata/[0-9a-f]{2}/([0-9a-f]{64})\b"))
+_VERIFY_RE = re.compile(r"finished verifying (\d+) files.*\(took ([0-9a-zµ.]+)\)", re.I)
+_GO_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|m|s|us|µs|ns)")
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
-class ResticError(Exception):
-    """A restic command failed; kind says how, message says it for humans."""
-
-    NO_REPOSITORY = "no_repository"
-    WRONG_PASSWORD = "wrong_password"
-    UNREACHABLE = "unreachable"
-    ACCESS_DENIED = "access_denied"
-    LOCKED = "locked"
-    TIMEOUT = "timeout"
-    INCOMPLETE = "incomplete"
-    SOURCE_FAILED = "source_failed"  # the program feeding a stdin backup failed: its data is not whole
-    FAILED = "failed"
-
-    def __init__(self, kind: str, message: str, detail: str = "", timed_out: bool = False) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.detail = detail
-        self.timed_out = timed_out  # restic was stopped because its time was up
+def go_duration_seconds(text: str) -> float | None:
+    """Seconds of a Go duration as restic prints it ("1m2.5s", "26ms"); None when it is not one."""
+    parts = _GO_DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        return None
+    return sum(float(number) * _GO_UNITS[unit] for number, unit in parts)
 
 
-@dataclass
-class BackupSummary:
-    """The summary line of `restic backup --json`."""
-
-    snapshot_id: str | None = None
-    files_new: int = 0
-    files_changed: int = 0
-    files_unmodified: int = 0
-    dirs_new: int = 0
-    dirs_changed: int = 0
-    dirs_unmodified: int = 0
-    data_added: int = 0
-    total_files_processed: int = 0
-    total_bytes_processed: int = 0
-    total_duration: float = 0.0
-    errors: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_output(cls, stdout: str) -> "BackupSummary | None":
-        """Parse restic's JSON lines; None when no summary was printed."""
-        summary = None
-        errors = []
-        for line in stdout.splitlines():
-            line = line.strip()
-            if not line.startswith("{"):
-                continue
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            kind = message.get("message_type")
-            if kind == "summary":
-                known = {k: message[k] for k in cls.__dataclass_fields__ if k in message and k != "errors"}
-                summary = cls(**known)
-            elif kind == "error":
-                error = message.get("error") or {}
-                text = error.get("message") if isinstance(error, dict) else str(error)
-                errors.append("%s: %s" % (message.get("item", "?"), text or "error during %s" % message.get("during")))
-        if summary is not None:
-            summary.errors = errors
-        return summary
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def _glob_escape(path: str) -> str:
+    return re.sub(r"([\\*?\[\]])", r"\\\1", path)
 
 
-@dataclass
-class CheckResult:
-    ok: bool
-    read_data_subset: str | None
-    message: str
+def damaged_packs(text: str) -> list[str]:
+    """Pack IDs restic check names in its output, in order, once each."""
+    found: list[str] = []
+    for pattern in _PACK_RES:
+        for match in pattern.finditer(text):
+            if match.group(1) not in found and not any(p.startswith(match.group(1)) for p in found):
+                found.append(match.group(1))
+    return found
 
 
-@dataclass
-class ForgetResult:
-    kept: int
-    removed: int
-    removed_ids: list[str] = field(default_factory=list)
+class ResticError(RepositoryError):
+    """A restic command failed (the kinds are RepositoryError's)."""
+
+
+def parse_backup_summary(stdout: str) -> BackupSummary | None:
+    """The summary of `restic backup --json` with the errors it printed; None without a summary."""
+    summary = None
+    errors = []
+    for line in stdout.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        kind = message.get("message_type")
+        if kind == "summary":
+            known = {k: message[k] for k in BackupSummary.__dataclass_fields__ if k in message and k != "errors"}
+            summary = BackupSummary(**known)
+        elif kind == "error":
+            error = message.get("error") or {}
+            text = error.get("message") if isinstance(error, dict) else str(error)
+            errors.append("%s: %s" % (message.get("item", "?"), text or "error during %s" % message.get("during")))
+    if summary is not None:
+        summary.errors = errors
+    return summary
 
 
 # What restic prints, lower-cased, and what it means. Order matters: an unreachable
@@ -177,18 +152,7 @@ def restic_duration(seconds: int) -> str:
     return text or "1h"
 
 
-def ionice_prefix(klass: str | None, level: int | None, ionice: str | None) -> list[str]:
-    """`ionice -c N [-n L]` for an I/O class, or [] when no class or no ionice binary."""
-    if not klass or not ionice:
-        return []
-    number = {"realtime": "1", "best-effort": "2", "idle": "3"}[klass]
-    prefix = [ionice, "-c", number]
-    if klass != "idle" and level is not None:
-        prefix += ["-n", str(level)]
-    return prefix
-
-
-class ResticRepository:
+class ResticRepository(Repository):
     """One restic repository, driven through the restic binary."""
 
     def __init__(self, url: str, password_file: str, env: dict[str, str] | None = None,
@@ -311,7 +275,7 @@ class ResticRepository:
         args.append("--")
         args += list(paths)
         result = self.run(args, timeout=timeout)
-        summary = BackupSummary.from_output(result.stdout)
+        summary = parse_backup_summary(result.stdout)
         if result.ok and summary is not None and summary.snapshot_id:
             return summary
         if result.returncode == 3 and not result.timed_out and summary is not None:
@@ -338,7 +302,7 @@ class ResticRepository:
         source, result = run_pipeline(producer, base_env(producer_env), self.command(args), self.environment(),
                                       timeout=timeout, stop_signal=signal.SIGINT, stop_grace=STOP_GRACE)
         result.stderr = self.redact(result.stderr)
-        summary = BackupSummary.from_output(result.stdout)
+        summary = parse_backup_summary(result.stdout)
         if not source.ok:
             if summary is not None and summary.snapshot_id:
                 self.run(["forget", summary.snapshot_id])
@@ -378,6 +342,9 @@ class ResticRepository:
         result = self.run(args, timeout=timeout)
         if result.ok:
             return CheckResult(True, read_data_subset, "no errors were found")
+        packs = damaged_packs(result.stdout + "\n" + result.stderr)
+        if packs:
+            return CheckResult(False, read_data_subset, "damaged pack(s) %s" % ", ".join(packs[:10]), packs)
         error = self.error("check", result, timeout)
         if error.kind in (ResticError.FAILED, ResticError.TIMEOUT):
             # The repository opened but has errors: report them rather than raising.
@@ -407,6 +374,54 @@ class ResticRepository:
         result = self.run(["unlock"])
         if not result.ok:
             raise self.error("unlock", result)
+
+    def list_files(self, point_id: str, timeout: float | None = None) -> list[str]:
+        result = self.run(["ls", "--json", point_id], timeout=timeout)
+        if not result.ok:
+            raise self.error("ls", result, timeout)
+        files = []
+        for line in result.stdout.splitlines():
+            try:
+                node = json.loads(line)
+            except ValueError:
+                continue
+            if node.get("struct_type") == "node" and node.get("type") == "file":
+                files.append(node["path"])
+        return files
+
+    def restore(self, point_id: str, target: str, includes: Sequence[str] = (),
+                timeout: float | None = None) -> RestoreResult:
+        args = ["restore", point_id, "--target", target, "--verify"]
+        for path in includes:
+            args += ["--include", _glob_escape(path)]
+        result = self.run(args, timeout=timeout)
+        output = result.stdout + "\n" + result.stderr
+        match = _VERIFY_RE.search(output)
+        if not result.ok:
+            raise self.error("restore", result, timeout)
+        # restic verifies after restoring, in the same command, and times the verification
+        # itself: the restore alone is what a recovery waits for.
+        verify_seconds = go_duration_seconds(match.group(2)) if match else None
+        seconds = max(0.0, result.duration - verify_seconds) if verify_seconds is not None else None
+        problems = [line.strip() for line in output.splitlines()
+                    if line.strip() and ("error" in line.lower() or "mismatch" in line.lower())]
+        return RestoreResult(seconds, int(match.group(1)) if match else None, verify_seconds, problems,
+                             error_detail(output))
+
+    def read_file(self, point_id: str, path: str, timeout: float | None = None) -> str:
+        result = self.run(["dump", point_id, path], timeout=timeout)
+        if not result.ok:
+            raise self.error("dump", result, timeout)
+        return result.stdout
+
+    def pipe_file(self, point_id: str, path: str, consumer: Sequence[str], consumer_env: dict[str, str],
+                  timeout: float | None = None) -> CommandResult:
+        source, result = run_pipeline(self.command(["dump", point_id, path]), self.environment(), consumer,
+                                      consumer_env, timeout=timeout)
+        if not source.ok:
+            raise ResticError(ResticError.FAILED, "restic dump of %s: %s" % (
+                path, self.redact(source.stderr_tail() or "exit code %d" % source.returncode)))
+        return result
 
 
 def _leading_json(text: str) -> Any:

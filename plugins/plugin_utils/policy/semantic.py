@@ -269,9 +269,12 @@ class PolicyChecks:
         if retention.get("last") and interval not in (None, math.inf):
             spans.append(retention["last"] * interval)
         horizon = max(spans) if any(spans) else None
-        if "max_age" in retention:  # drops every older point, whatever the counts keep
+        if "max_age" in retention:
             max_age = parse_duration(retention["max_age"])
-            horizon = max_age if horizon is None else min(horizon, max_age)
+            if dataset["tier"] == "agent":  # restic --keep-within: keeps every newer point besides the counts
+                horizon = max_age if horizon is None else max(horizon, max_age)
+            else:  # drops every older point, whatever the counts keep
+                horizon = max_age if horizon is None else min(horizon, max_age)
         return horizon
 
     def check_retention_cadence(self):

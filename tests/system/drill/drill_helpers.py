@@ -14,7 +14,8 @@ from typing import Any
 import collection_path  # noqa: F401,E402  pylint: disable=unused-import
 
 from ansible_collections.restorable.backup.plugins.module_utils.core.jobspec import load_job_config  # noqa: E402
-from ansible_collections.restorable.backup.plugins.module_utils.core.runner import BackupRunner, RunOptions  # noqa: E402
+from ansible_collections.restorable.backup.plugins.module_utils.core.runner import RunOptions  # noqa: E402
+from ansible_collections.restorable.backup.plugins.module_utils.runtime.registry import runner_for as BackupRunner  # noqa: E402
 from ansible_collections.restorable.backup.plugins.module_utils.core.status import StatusStore  # noqa: E402
 from ansible_collections.restorable.backup.plugins.module_utils.tiers.agent.drill import run_agent_drill  # noqa: E402
 

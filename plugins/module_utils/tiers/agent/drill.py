@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from ...storage.restic import ResticRepository
+from ...storage.factory import open_repository
 from ...common.durations import parse_duration
 from ...common.process import Redactor, read_env_file, read_secret_file
 from .restore import AgentRestoreDriver
@@ -56,7 +56,7 @@ def run_agent_drill(params: dict[str, Any], check_only: bool = False) -> dict[st
         password_file, password = _password_file(repository, secrets_dir)
         env = _environment(repository)
         redactor = Redactor(list(env.values()) + [password])
-        repo = ResticRepository(repository["url"], password_file, env=env, options=repository.get("options") or [],
+        repo = open_repository(repository["url"], password_file, env=env, options=repository.get("options") or [],
                                 cache_dir=os.path.join(secrets_dir, "cache"), redactor=redactor)
         recovery = spec.recovery_point
         driver = AgentRestoreDriver(repo, spec.dataset, spec.source_host, status=params.get("status") or {},

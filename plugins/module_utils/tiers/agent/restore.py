@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import time
 from typing import Any, Sequence
 
 from ...core.jobspec import DATASET_TAG_PREFIX
-from ...storage.restic import ResticError, ResticRepository, error_detail
+from ...storage.repository import Repository, RepositoryError, RestoreResult
 from ...drill.application import CHECKS, database_layer
 from ...drill.engine import (FAILED, OK, SKIPPED, DrillError, Layer, RecoveryPoint, RestoreDriver, RestoreStats,
                      parse_time, sample_items)
@@ -24,33 +23,6 @@ from .streams import STREAM_TAG_PREFIX, RunStreams
 # The runner writes the canary, then starts restic, which stamps the snapshot with its start.
 CANARY_MAX_LEAD = 900
 CANARY_CLOCK_SLACK = 5
-_PACK_RES = (re.compile(r"want ([0-9a-f]{64})"), re.compile(r"\bpack ([0-9a-f]{8,64})\b", re.I),
-             re.compile(r"\bdata/[0-9a-f]{2}/([0-9a-f]{64})\b"))
-_VERIFY_RE = re.compile(r"finished verifying (\d+) files.*\(took ([0-9a-zµ.]+)\)", re.I)
-_GO_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|m|s|us|µs|ns)")
-_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-
-
-def go_duration_seconds(text: str) -> float | None:
-    """Seconds of a Go duration as restic prints it ("1m2.5s", "26ms"); None when it is not one."""
-    parts = _GO_DURATION_PART.findall(text)
-    if not parts or "".join(number + unit for number, unit in parts) != text:
-        return None
-    return sum(float(number) * _GO_UNITS[unit] for number, unit in parts)
-
-
-def _glob_escape(path: str) -> str:
-    return re.sub(r"([\\*?\[\]])", r"\\\1", path)
-
-
-def damaged_packs(text: str) -> list[str]:
-    """Pack IDs restic check names in its output, in order, once each."""
-    found: list[str] = []
-    for pattern in _PACK_RES:
-        for match in pattern.finditer(text):
-            if match.group(1) not in found and not any(p.startswith(match.group(1)) for p in found):
-                found.append(match.group(1))
-    return found
 
 
 class AgentRestoreDriver(RestoreDriver):
@@ -58,7 +30,7 @@ class AgentRestoreDriver(RestoreDriver):
 
     tier = "agent"
 
-    def __init__(self, repository: ResticRepository, dataset: str, source_host: str,
+    def __init__(self, repository: Repository, dataset: str, source_host: str,
                  status: dict[str, Any] | None = None, read_data_subset: str | None = "5%",
                  sample_seed: int | None = None, timeout: float | None = None,
                  application: dict[str, Any] | None = None, canary_path: str | None = None) -> None:
@@ -72,14 +44,12 @@ class AgentRestoreDriver(RestoreDriver):
         self.read_data_subset = read_data_subset
         self.sample_seed = sample_seed
         self.timeout = timeout
-        self.verified_files: int | None = None
-        self.verify_seconds: float | None = None
-        self.verify_output = ""
+        self.restored: RestoreResult | None = None
 
     def points(self) -> list[RecoveryPoint]:
         try:
             snapshots = self.repo.snapshots(host=self.source_host, tags=[DATASET_TAG_PREFIX + self.dataset])
-        except ResticError as exc:
+        except RepositoryError as exc:
             raise DrillError(exc.message) from None
         points = []
         for snap in snapshots:
@@ -99,49 +69,35 @@ class AgentRestoreDriver(RestoreDriver):
     # -- restore ------------------------------------------------------------------------------
 
     def files_of(self, point: RecoveryPoint) -> list[str]:
-        result = self.repo.run(["ls", "--json", point.id], timeout=self.timeout)
-        if not result.ok:
-            raise DrillError(self.repo.error("ls", result, self.timeout).message)
-        files = []
-        for line in result.stdout.splitlines():
-            try:
-                node = json.loads(line)
-            except ValueError:
-                continue
-            if node.get("struct_type") == "node" and node.get("type") == "file":
-                files.append(node["path"])
-        return files
+        try:
+            return self.repo.list_files(point.id, timeout=self.timeout)
+        except RepositoryError as exc:
+            raise DrillError(exc.message) from None
 
     def canary_path(self) -> str | None:
         return self.status.get("canary_path") or self.planned_canary_path or None
 
     def restore(self, point: RecoveryPoint, target: str, sample: dict[str, Any]) -> RestoreStats:
-        args = ["restore", point.id, "--target", target, "--verify"]
         stats = RestoreStats()
+        includes: list[str] = []
         if sample.get("mode", "all") != "all":
             canary = self.canary_path()
             everything = self.files_of(point)
             files = [path for path in everything if path != canary]
             # Same seed and same point: same files; without a seed, the point's id seeds the choice.
-            chosen = sample_items(files, sample, "%s:%s" % (self.sample_seed if self.sample_seed is not None else "",
-                                                            point.id))
+            includes = sample_items(files, sample, "%s:%s" % (self.sample_seed if self.sample_seed is not None else "",
+                                                              point.id))
             if canary and canary in everything:
-                chosen.append(canary)  # freshness needs it, whatever the sample
-            stats.sampled, stats.sample_size, stats.population = True, len(chosen), len(files)
+                includes.append(canary)  # freshness needs it, whatever the sample
+            stats.sampled, stats.sample_size, stats.population = True, len(includes), len(files)
             self.sampled = True
-            for path in chosen:
-                args += ["--include", _glob_escape(path)]
-        result = self.repo.run(args, timeout=self.timeout)
-        self.verify_output = result.stdout + "\n" + result.stderr
-        match = _VERIFY_RE.search(self.verify_output)
-        self.verified_files = int(match.group(1)) if match else None
-        if not result.ok:
-            raise DrillError(self.repo.error("restore", result, self.timeout).message)
-        # restic verifies after restoring, in the same command, and times the verification
-        # itself: the RTO is the restore alone, the verification belongs to the content layer.
-        self.verify_seconds = go_duration_seconds(match.group(2)) if match else None
-        if self.verify_seconds is not None:
-            stats.seconds = max(0.0, result.duration - self.verify_seconds)
+        try:
+            restored = self.repo.restore(point.id, target, includes, timeout=self.timeout)
+        except RepositoryError as exc:
+            raise DrillError(exc.message) from None
+        # The verification of the same command belongs to the content layer, not to the RTO.
+        self.restored = restored
+        stats.seconds = restored.seconds
         return stats
 
     # -- layers -------------------------------------------------------------------------------
@@ -159,20 +115,19 @@ class AgentRestoreDriver(RestoreDriver):
 
     def integrity(self) -> Layer:
         began = time.monotonic()
-        args = ["check"] + (["--read-data-subset", self.read_data_subset] if self.read_data_subset else [])
-        result = self.repo.run(args, timeout=self.timeout)
+        details = {"read_data_subset": self.read_data_subset}
+        try:
+            check = self.repo.check(self.read_data_subset, timeout=self.timeout)
+        except RepositoryError as exc:
+            return Layer("integrity", FAILED, exc.message, time.monotonic() - began, details)
         seconds = time.monotonic() - began
-        share = self.read_data_subset or "no pack data"
-        if result.ok:
-            return Layer("integrity", OK, "restic check read %s: no errors" % share, seconds,
-                         {"read_data_subset": self.read_data_subset})
-        output = result.stdout + "\n" + result.stderr
-        packs = damaged_packs(output)
-        if packs:
-            return Layer("integrity", FAILED, "restic check found damaged pack(s) %s" % ", ".join(packs[:10]), seconds,
-                         {"read_data_subset": self.read_data_subset, "packs": packs})
-        error = self.repo.error("check", result, self.timeout)
-        return Layer("integrity", FAILED, error.message, seconds, {"read_data_subset": self.read_data_subset})
+        if check.ok:
+            return Layer("integrity", OK, "restic check read %s: no errors" % (self.read_data_subset or "no pack data"),
+                         seconds, details)
+        if check.damaged:
+            return Layer("integrity", FAILED, "restic check found damaged pack(s) %s" % ", ".join(check.damaged[:10]),
+                         seconds, dict(details, packs=check.damaged))
+        return Layer("integrity", FAILED, check.message, seconds, details)
 
     def freshness(self, point: RecoveryPoint, target: str) -> Layer:
         canary = self.canary_path()
@@ -223,16 +178,16 @@ class AgentRestoreDriver(RestoreDriver):
                      "only on the source host)" % max(lead, 0.0), details=details)
 
     def content(self, point: RecoveryPoint, target: str) -> Layer:
-        if self.verified_files is None:
+        restored = self.restored
+        if restored is None or restored.verified_files is None:
             return Layer("content", FAILED, "restic restore --verify reported no verification: %s" % (
-                error_detail(self.verify_output) or "no output"))
-        problems = [line.strip() for line in self.verify_output.splitlines()
-                    if line.strip() and ("error" in line.lower() or "mismatch" in line.lower())]
-        if problems:
+                (restored.detail if restored else "") or "no output"))
+        details = {"verified_files": restored.verified_files}
+        if restored.problems:
             return Layer("content", FAILED, "restic verified %d file(s) with errors: %s" % (
-                self.verified_files, "; ".join(problems[:5])), details={"verified_files": self.verified_files})
-        return Layer("content", OK, "restic verified %d restored file(s) against the repository" % self.verified_files,
-                     self.verify_seconds or 0.0, details={"verified_files": self.verified_files})
+                restored.verified_files, "; ".join(restored.problems[:5])), details=details)
+        return Layer("content", OK, "restic verified %d restored file(s) against the repository" % restored.verified_files,
+                     restored.verify_seconds or 0.0, details=details)
 
     # -- application --------------------------------------------------------------------------
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 import datetime
 from typing import Any, Sequence
 
-from ...common.process import run_pipeline
 from ...core.jobspec import DATASET_TAG_PREFIX
 from ...drill.application import DEFAULT_TIMEOUT, describe_failure
 from ...drill.engine import DrillError, parse_time
 from ...drill.restored import CheckFailed, RestoredData
-from ...storage.restic import ResticError, ResticRepository
+from ...storage.repository import Repository, RepositoryError
 
 STREAM_TAG_PREFIX = "stream:"
 
@@ -56,7 +55,7 @@ def streams_of_run(snapshots: Sequence[dict[str, Any]], point_time: datetime.dat
 class RunStreams(RestoredData):
     """The streams one run stored beside its recovery point, listed on first use."""
 
-    def __init__(self, repo: ResticRepository, dataset: str, host: str, point_time: datetime.datetime,
+    def __init__(self, repo: Repository, dataset: str, host: str, point_time: datetime.datetime,
                  timeout: float | None) -> None:
         self.repo = repo
         self.dataset = dataset
@@ -70,7 +69,7 @@ class RunStreams(RestoredData):
         if self._snapshots is None:
             try:
                 listed = self.repo.snapshots(host=self.host, tags=[DATASET_TAG_PREFIX + self.dataset])
-            except ResticError as exc:
+            except RepositoryError as exc:
                 raise DrillError(exc.message) from None
             self._snapshots = streams_of_run(listed, self.point_time)
         return self._snapshots
@@ -81,20 +80,16 @@ class RunStreams(RestoredData):
     def origins(self) -> dict[str, str]:
         return {name: snapshot[:8] for name, snapshot in self.snapshots().items()}
 
-    def dump_args(self, name: str) -> list[str]:
-        return ["dump", self.snapshots()[name], "/" + name]
-
     def text(self, name: str) -> str:
-        result = self.repo.run(self.dump_args(name), timeout=self.timeout)
-        if not result.ok:
-            raise CheckFailed("restic dump of stream %s: %s" % (name, self.repo.error("dump", result, self.timeout).message))
-        return result.stdout
+        try:
+            return self.repo.read_file(self.snapshots()[name], "/" + name, timeout=self.timeout)
+        except RepositoryError as exc:
+            raise CheckFailed("restic dump of stream %s: %s" % (name, exc.message)) from None
 
     def pipe(self, name: str, consumer: Sequence[str], env: dict[str, str], what: str) -> None:
-        source, result = run_pipeline(self.repo.command(self.dump_args(name)), self.repo.environment(), consumer, env,
-                                      timeout=self.timeout)
-        if not source.ok:
-            raise CheckFailed("restic dump of stream %s: %s" % (name, self.repo.redact(
-                source.stderr_tail() or "exit code %d" % source.returncode)))
+        try:
+            result = self.repo.pipe_file(self.snapshots()[name], "/" + name, consumer, env, timeout=self.timeout)
+        except RepositoryError as exc:
+            raise CheckFailed("stream %s: %s" % (name, exc.message)) from None
         if not result.ok:
             raise CheckFailed("%s: %s" % (what, describe_failure(result)))

@@ -104,39 +104,23 @@ def broken(path, value):
 
 
 @pytest.mark.parametrize("path, value, message", [
-    ("dataset", "WWW", "dataset: 'WWW' is not a dataset name"),
     ("repository.url", KeyError, "repository.url is required"),
-    ("repository.password_file", "pw", "repository.password_file: 'pw' is not an absolute path"),
-    ("repository.options", ["sftp.command"], "repository.options[0]: expected key=value"),
-    ("paths", [], "paths: at least one path to back up is required"),
-    ("paths", ["var/www"], "paths[0]: 'var/www' is not an absolute path"),
-    ("tags", ["has space"], "tags[0]: 'has space' is not allowed here"),
     ("one_file_system", "yes", "one_file_system: expected a boolean, got str"),
-    ("retention.daily", -1, "retention.daily: a count cannot be negative"),
-    ("retention.thinning", [{"older_than": "1h", "keep_every": "15m"}], "retention.thinning applies to the cdp tier"),
     ("retention.max_age", "14 days", "retention.max_age: expected a duration"),
-    ("retention.prune_every", 0, "retention.prune_every: expected 1 or more backups, got 0"),
     ("retention.prune_every", "weekly", "retention.prune_every: expected an integer, got str"),
     ("schedule.window.start", "24:00", "schedule.window.start: expected a time HH:MM"),
     ("schedule.window.timezone", "Nowhere/City", "unknown time zone 'Nowhere/City'"),
-    ("schedule.load_gate.max_load_per_cpu", 0, "schedule.load_gate.max_load_per_cpu: must be above 0"),
     ("schedule.load_gate.check_every", "soon", "schedule.load_gate.check_every: expected a duration"),
-    ("schedule.nice", 20, "schedule.nice: expected -20 to 19"),
-    ("schedule.ionice.class", "fast", "schedule.ionice.class: expected one of idle, best-effort, realtime"),
-    ("schedule.ionice.level", 8, "schedule.ionice.level: expected 0 to 7"),
-    ("schedule.bandwidth.upload_kbps", 0, "schedule.bandwidth.upload_kbps: expected at least 1 KiB/s"),
     ("schedule.speed", 1, "schedule: unknown option speed"),
-    ("hooks.pre", [{"argv": []}], "hooks.pre[0].argv: the program to run is required"),
-    ("hooks.post", [{"argv": ["/bin/true"], "env": {"lower": "x"}}], "hooks.post[0].env: 'lower' must be"),
+    ("tags", ["web", 7], "tags[1]: expected a string, got int"),
+    ("schedule.nice", "low", "schedule.nice: expected an integer, got str"),
     ("hooks.post", [{"argv": ["/bin/true"], "shell": True}], "hooks.post[0]: unknown option shell"),
-    ("check.read_data_subset", "half", "check.read_data_subset: expected a share such as 5% or 1/10"),
-    ("ping_url", "ftp://x", "ping_url: expected an http(s) URL"),
-    ("status_dir", "relative", "status_dir: 'relative' is not an absolute path"),
-    ("history", 0, "history: expected 1 to 1000 runs"),
     ("format", 2, "format 2 is not supported by this agent"),
     ("bogus", 1, "document: unknown option bogus"),
 ])
 def test_errors_name_the_field(path, value, message):
+    # Version and shape only: whether a value is allowed is the policy schema's to say, before
+    # the controller writes a job (the host does not judge values a second time).
     with pytest.raises(ConfigError) as error:
         JobConfig.from_dict(broken(path, value), source="/etc/restorable/www.json")
     assert str(error.value).startswith("job config /etc/restorable/www.json: ")

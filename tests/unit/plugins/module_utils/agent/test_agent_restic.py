@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.restorable.backup.plugins.module_utils.storage.restic import (
-    BackupSummary, ResticError, ResticRepository, classify_failure, error_detail, ionice_prefix, restic_duration,
+    ResticError, ResticRepository, classify_failure, error_detail, parse_backup_summary, restic_duration,
     retention_args)
+from ansible_collections.restorable.backup.plugins.module_utils.common.process import ionice_prefix
 from ansible_collections.restorable.backup.plugins.module_utils.common.process import CommandResult
 
 
@@ -45,7 +46,7 @@ SUMMARY = ('{"message_type":"summary","files_new":2,"files_changed":1,"files_unm
 
 def test_backup_summary_from_json_lines():
     out = '{"message_type":"status","percent_done":0.5}\nnot json\n' + SUMMARY + "\n"
-    summary = BackupSummary.from_output(out)
+    summary = parse_backup_summary(out)
     assert summary.snapshot_id == "f8b51fc1"
     assert (summary.files_new, summary.files_changed, summary.files_unmodified) == (2, 1, 5)
     assert summary.data_added == 1234 and summary.total_bytes_processed == 98765
@@ -55,11 +56,11 @@ def test_backup_summary_from_json_lines():
 def test_backup_summary_collects_read_errors():
     out = ('{"message_type":"error","error":{"message":"open /x: permission denied"},"during":"archival",'
            '"item":"/x"}\n' + SUMMARY)
-    assert BackupSummary.from_output(out).errors == ["/x: open /x: permission denied"]
+    assert parse_backup_summary(out).errors == ["/x: open /x: permission denied"]
 
 
 def test_no_summary():
-    assert BackupSummary.from_output("") is None
+    assert parse_backup_summary("") is None
 
 
 # Error output as restic 0.14 prints it.

@@ -6,8 +6,9 @@ import datetime
 import json
 
 from ansible_collections.restorable.backup.plugins.module_utils.core.jobspec import JobConfig
-from ansible_collections.restorable.backup.plugins.module_utils.core.runner import (
-    EXIT_CODES, BackupRunner, RunOptions, nth_backup)
+from ansible_collections.restorable.backup.plugins.module_utils.core.driver import EXIT_CODES
+from ansible_collections.restorable.backup.plugins.module_utils.core.runner import RunOptions, nth_backup
+from ansible_collections.restorable.backup.plugins.module_utils.runtime.registry import runner_for as BackupRunner
 from ansible_collections.restorable.backup.plugins.module_utils.common.locks import FileLock
 
 NOON = datetime.datetime(2026, 3, 10, 12, 0, tzinfo=datetime.timezone.utc)

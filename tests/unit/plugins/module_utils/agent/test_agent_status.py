@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from ansible_collections.restorable.backup.plugins.module_utils.core.runner import RunResult
+from ansible_collections.restorable.backup.plugins.module_utils.core.driver import RunRecord as RunResult
 from ansible_collections.restorable.backup.plugins.module_utils.core.status import StatusStore, render_metrics
 
 

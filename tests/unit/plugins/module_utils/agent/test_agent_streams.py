@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.restorable.backup.plugins.module_utils.common.process import CommandResult
 from ansible_collections.restorable.backup.plugins.module_utils.drill.application import DEFAULT_TIMEOUT
 from ansible_collections.restorable.backup.plugins.module_utils.drill.engine import DrillError, parse_time
 from ansible_collections.restorable.backup.plugins.module_utils.drill.restored import RestoredData
-from ansible_collections.restorable.backup.plugins.module_utils.storage.restic import ResticError
+from ansible_collections.restorable.backup.plugins.module_utils.storage.repository import RepositoryError
 from ansible_collections.restorable.backup.plugins.module_utils.tiers.agent.streams import RunStreams
 
 POINT_TIME = parse_time("2026-11-24T01:00:00Z")
@@ -19,12 +18,12 @@ SNAPSHOTS = [
 
 
 class FakeRepository:
-    """What RunStreams asks of a restic repository: snapshots and run."""
+    """What RunStreams asks of a repository: its snapshots and a file of one."""
 
-    def __init__(self, error: ResticError | None = None) -> None:
+    def __init__(self, error: RepositoryError | None = None) -> None:
         self.error = error
         self.listed: list[dict] = []
-        self.ran: list[tuple] = []
+        self.read: list[tuple] = []
 
     def snapshots(self, host: str, tags: list[str]) -> list[dict]:
         self.listed.append({"host": host, "tags": tags})
@@ -32,9 +31,9 @@ class FakeRepository:
             raise self.error
         return SNAPSHOTS
 
-    def run(self, args: list[str], timeout: float) -> CommandResult:
-        self.ran.append((args, timeout))
-        return CommandResult(["restic"] + args, 0, "CREATE ROLE app;\n")
+    def read_file(self, point_id: str, path: str, timeout: float) -> str:
+        self.read.append((point_id, path, timeout))
+        return "CREATE ROLE app;\n"
 
 
 def test_the_streams_of_the_run_are_listed_once_and_read_by_name():
@@ -45,11 +44,11 @@ def test_the_streams_of_the_run_are_listed_once_and_read_by_name():
     assert streams.origins() == {"postgresql/globals.sql": "glob1000"}
     assert streams.text("postgresql/globals.sql") == "CREATE ROLE app;\n"
     assert repo.listed == [{"host": "db01", "tags": ["dataset:db"]}]
-    assert repo.ran == [(["dump", SNAPSHOTS[1]["id"], "/postgresql/globals.sql"], DEFAULT_TIMEOUT)]
+    assert repo.read == [(SNAPSHOTS[1]["id"], "/postgresql/globals.sql", DEFAULT_TIMEOUT)]
 
 
 def test_a_repository_that_cannot_list_is_a_drill_error():
-    streams = RunStreams(FakeRepository(ResticError(ResticError.LOCKED, "the repository is locked")), "db", "db01",
+    streams = RunStreams(FakeRepository(RepositoryError(RepositoryError.LOCKED, "the repository is locked")), "db", "db01",
                          POINT_TIME, 30)
     with pytest.raises(DrillError, match="^the repository is locked$"):
         streams.names()

@@ -13,7 +13,8 @@ import pytest
 from ansible_collections.restorable.backup.plugins.module_utils.drill.engine import (
     FAILED, OK, SKIPPED, DrillEngine, DrillError, DrillSpec, Layer, RecoveryPoint, RestoreDriver, RestoreStats,
     SandboxRefused, check_sandbox, choose_point, parse_time, sample_items)
-from ansible_collections.restorable.backup.plugins.module_utils.tiers.agent.restore import AgentRestoreDriver, damaged_packs
+from ansible_collections.restorable.backup.plugins.module_utils.tiers.agent.restore import AgentRestoreDriver
+from ansible_collections.restorable.backup.plugins.module_utils.storage.restic import damaged_packs
 from ansible_collections.restorable.backup.plugins.module_utils.drill import report as drill_report
 
 NOW = datetime.datetime(2026, 11, 25, 6, 0, tzinfo=datetime.timezone.utc)

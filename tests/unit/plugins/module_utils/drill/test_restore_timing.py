@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ansible_collections.restorable.backup.plugins.module_utils.tiers.agent.restore import go_duration_seconds
+from ansible_collections.restorable.backup.plugins.module_utils.storage.restic import go_duration_seconds
 from ansible_collections.restorable.backup.plugins.module_utils.drill.engine import (
     OK, DrillEngine, DrillSpec, Layer, RecoveryPoint, RestoreDriver, RestoreStats, parse_time)
 

@@ -579,13 +579,15 @@ def test_retention_check_skips_unknown_datasets():
     assert found("check_retention_covers_drills", changed(**{"restorable_drills.weekly-www.datasets": ["mail"]})) == []
 
 
+# An agent dataset's max_age is restic's --keep-within: every point younger than it is kept on top
+# of the counts, so it can only lengthen what the counts keep.
 @pytest.mark.parametrize("retention, problem", [
-    ({"daily": 60, "max_age": "7d"}, "keeps points for about 1w, less than the 30-day look-back of drill weekly-www"),
-    ({"daily": 7, "max_age": "60d"}, "keeps points for about 1w, less than the 30-day look-back of drill weekly-www"),
-    ({"daily": 60, "max_age": "31d"}, None),
+    ({"daily": 60, "max_age": "7d"}, None),
+    ({"daily": 7, "max_age": "60d"}, None),
+    ({"daily": 7, "max_age": "7d"}, "keeps points for about 1w, less than the 30-day look-back of drill weekly-www"),
     ({"daily": 0, "max_age": "29d"}, "keeps points for about 29d, less than the 30-day look-back of drill weekly-www"),
 ])
-def test_max_age_caps_the_retention_horizon(retention, problem):
+def test_agent_max_age_keeps_points_besides_the_counts(retention, problem):
     result = found("check_retention_covers_drills", changed(**{"restorable_datasets.www.retention": retention}))
     assert result == ([("restorable_datasets.www.retention", problem)] if problem else [])
 
