@@ -11,6 +11,8 @@ from ansible_collections.restorable.backup.plugins.plugin_utils.s3_provisioner i
 
 import posixpath
 
+TIER = "agent"
+
 CONFIG_DIR = "/etc/restorable"
 SECRETS_DIR = CONFIG_DIR + "/secrets"
 STATUS_DIR = "/var/lib/restorable"
@@ -39,7 +41,7 @@ class AgentPlanner:
 
     def agent_datasets(self) -> list:
         return sorted(
-            (name, dataset) for name, dataset in self.datasets.items() if dataset.get("tier") == "agent" and dataset.get("enabled", True)
+            (name, dataset) for name, dataset in self.datasets.items() if dataset.get("tier") == TIER and dataset.get("enabled", True)
         )
 
     def repositories(self) -> list:
@@ -220,3 +222,4 @@ def _tighter(first: dict, second: dict) -> dict:
         values = [v for v in (first.get(key), second.get(key)) if v]
         caps[key] = min(values)
     return caps
+
