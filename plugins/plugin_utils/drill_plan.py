@@ -8,7 +8,6 @@
 # passes the same hostvars (planner_from_hostvars), so a play costs one walk of the fleet.
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping
 from typing import Any, Iterator
 
@@ -163,20 +162,19 @@ class HostvarsRoots(Mapping):
         return len(self._hostvars)
 
 
-# The planners of the hostvars objects in use, with the roots they were given: Ansible makes one
-# hostvars per play, so every task of a play shares one walk of the fleet.
-_PLANNERS: list[tuple[weakref.ref, tuple, DrillPlanner]] = []
+# The planners of the last hostvars, by roots given: Ansible makes one hostvars per play, so every
+# task of a play shares one walk of the fleet, and a new play drops the last one's.
+_CURRENT: dict[str, Any] = {"hostvars": None, "planners": {}}
 
 
 def planner_from_hostvars(hostvars: Any, roots: dict[str, str] | None = None) -> DrillPlanner:
     """A planner over every host of Ansible's hostvars; roots: agent roots known better than hostvars (role defaults)."""
+    if _CURRENT["hostvars"] is not hostvars:
+        _CURRENT.update(hostvars=hostvars, planners={})
     found = HostvarsRoots(hostvars, {})
     # A root hostvars already gives changes nothing: tasks passing their own host's root share a planner.
     overrides = tuple(sorted((host, root) for host, root in (roots or {}).items() if root != found[host]))
-    _PLANNERS[:] = [entry for entry in _PLANNERS if entry[0]() is not None]
-    for ref, key, planner in _PLANNERS:
-        if ref() is hostvars and key == overrides:
-            return planner
-    planner = DrillPlanner(HostvarsPolicies(hostvars), HostvarsRoots(hostvars, dict(overrides)))
-    _PLANNERS.append((weakref.ref(hostvars), overrides, planner))
-    return planner
+    planners = _CURRENT["planners"]
+    if overrides not in planners:
+        planners[overrides] = DrillPlanner(HostvarsPolicies(hostvars), HostvarsRoots(hostvars, dict(overrides)))
+    return planners[overrides]
