@@ -10,6 +10,7 @@ from ansible_collections.restorable.backup.plugins.plugin_utils.inventory_policy
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.compliance import ComplianceScorer
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.plan import plan_lines
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.validator import VARIABLE_PREFIX
+from ansible_collections.restorable.backup.plugins.plugin_utils.tiers import TIERS
 
 
 class ActionModule(ActionBase):
@@ -22,6 +23,7 @@ class ActionModule(ActionBase):
         del tmp
         # Validation ran first in the same play, so the policy has the shape the plan reads.
         policy = {k: plain(self._templar.template(v)) for k, v in task_vars.items() if k.startswith(VARIABLE_PREFIX)}
-        scores = {s.dataset: s.as_dict() for s in ComplianceScorer(task_vars["inventory_hostname"], policy).scores()}
-        result.update(changed=False, plan=plan_lines(policy, scores))
+        host = task_vars["inventory_hostname"]
+        scores = {s.dataset: s.as_dict() for s in ComplianceScorer(host, policy, TIERS).scores()}
+        result.update(changed=False, plan=plan_lines(policy, scores, host, TIERS))
         return result

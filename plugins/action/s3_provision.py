@@ -7,7 +7,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.restorable.backup.plugins.plugin_utils.agent_plan import AgentPlanner
+from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.agent_jobs import AgentPlanner
 from ansible_collections.restorable.backup.plugins.plugin_utils.inventory_policy import InventoryPolicy
 from ansible_collections.restorable.backup.plugins.plugin_utils.s3_provisioner import (
     DEFAULT_STORE,

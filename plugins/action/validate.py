@@ -26,10 +26,12 @@ class ActionModule(ActionBase):
             return dict(result, failed=True, msg="restorable.backup.validate needs the Python packages jsonschema, fastjsonschema "
                         "and PyYAML on the controller (pip install -r requirements.txt): %s" % policy_schema.IMPORT_ERROR)
         from ansible_collections.restorable.backup.plugins.plugin_utils.policy.validator import FleetValidator
+        from ansible_collections.restorable.backup.plugins.plugin_utils.tiers import TIERS
 
         hosts = self._task.args.get("hosts") or task_vars.get("ansible_play_hosts_all") or []
         policy = InventoryPolicy(task_vars["hostvars"], (AnsibleError,)).load(list(hosts))
-        validator = FleetValidator(origin=policy.origin, secret_source=policy.secret_source)
+        # With the tier registry: what this version will not apply is said, and scores nothing.
+        validator = FleetValidator(origin=policy.origin, secret_source=policy.secret_source, tiers=TIERS)
         report = validator.validate(policy.documents, inventory_hosts=frozenset(task_vars["groups"]["all"]))
         report.problems[:0] = policy.problems
         for line in report.lines():

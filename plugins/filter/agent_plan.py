@@ -44,7 +44,7 @@ _value:
   type: dict
 """
 
-from ansible_collections.restorable.backup.plugins.plugin_utils.agent_plan import AgentPlanner
+from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.agent_jobs import AgentPlanner
 from ansible_collections.restorable.backup.plugins.plugin_utils.inventory_policy import plain
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.validator import VARIABLE_PREFIX
 

@@ -72,7 +72,7 @@ def test_apply_applies_nothing_when_the_policy_is_invalid(tmp_path):
 
 
 def test_apply_warns_about_tiers_it_does_not_apply_yet(tmp_path):
-    """Only the agent tier runs today: apply names every other dataset it leaves alone."""
+    """Only the agent tier runs today: apply names every other dataset it leaves alone, with its host and field."""
     root = tmp_path / "inv"
     (root / "group_vars").mkdir(parents=True)
     (root / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"files01": None, "replica01": None}, "vars": {
@@ -90,5 +90,6 @@ def test_apply_warns_about_tiers_it_does_not_apply_yet(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     output = " ".join(output.split())  # the callback folds long messages
-    assert "WARNING: files01: not applied, only the agent tier runs today: shares-cdp (cdp tier)" in output
-    assert "WARNING: replica01" not in output
+    assert ("files01: restorable_datasets.shares-cdp: validated, not applied: tier cdp is not supported by this "
+            "version") in output
+    assert "replica01: restorable_datasets" not in output

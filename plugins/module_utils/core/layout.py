@@ -38,6 +38,8 @@ class HostLayout:
 
     @property
     def drill_secrets_dir(self) -> str:
+        """Copies of source repositories' credentials on a drill host: the job module owns every
+        file in it and removes those no drill uses."""
         return self.below(CONFIG_DIR + "/secrets/drills")
 
     @property

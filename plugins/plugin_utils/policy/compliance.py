@@ -5,14 +5,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Optional
 
 from .calendar_event import CalendarError, largest_gap_minutes
 from ...module_utils.common.durations import parse_duration
+from ..tiers import Tiers
+from ..tiers.base import Copy, Fleet, TierPlanner, target_copy
 from .problems import Problem
 
 RULES = ("3 copies", "2 media kinds", "1 off-site", "1 immutable or offline", "0 errors (recent drill)")
-_MEDIA = {"local": "disk", "sftp": "disk", "replica": "disk", "s3": "object storage", "tape_library": "tape"}
 DEFAULT_DRILL_MAX_AGE = "31d"  # the longest gap of a monthly drill, so that one counts
 
 
@@ -30,20 +31,21 @@ class ComplianceScore:
         return {"score": self.score, "met": self.met, "missing": self.missing}
 
 
-class _Copy(NamedTuple):  # a tuple: made for every dataset of a fleet, it must be cheap
-    media: str
-    offsite: bool
-    immutable_or_offline: bool
-
-
 class ComplianceScorer:
-    """Scores every dataset of one host; enforcement turns shortfalls into errors."""
+    """Scores every dataset of one host; enforcement turns shortfalls into errors.
 
-    def __init__(self, host: str, policy: dict) -> None:
+    Without tiers, the policy as written: every dataset, every copy it declares. With tiers,
+    what this version does: a dataset whose tier has no planner scores nothing, and a copy
+    counts only where the tier's planner makes it.
+    """
+
+    def __init__(self, host: str, policy: dict, tiers: Optional[Tiers] = None) -> None:
         self.host = host
         self.policy = policy
         self.settings = policy.get("restorable_compliance", {})
         self.targets = policy.get("restorable_targets", {})
+        self.tiers = tiers
+        self._planners: dict = {}  # tier: its planner for this host
 
     @property
     def mode(self) -> str:
@@ -52,7 +54,8 @@ class ComplianceScorer:
     def scores(self) -> list:
         if self.mode == "ignore":
             return []
-        return [self._score(name, dataset) for name, dataset in self.policy.get("restorable_datasets", {}).items()]
+        return [self._score(name, dataset) for name, dataset in self.policy.get("restorable_datasets", {}).items()
+                if self.tiers is None or self.tiers.supports(dataset["tier"])]
 
     def problems(self, scores: list) -> list:
         if self.mode != "enforce":
@@ -63,20 +66,29 @@ class ComplianceScorer:
             if s.missing
         ]
 
-    def _copies(self, dataset: dict) -> list:
-        copies = []
+    def _planned(self, dataset: dict) -> bool:
+        return self._planner(dataset["tier"]).plans(dataset)
+
+    def _planner(self, tier: str) -> TierPlanner:
+        if tier not in self._planners:
+            self._planners[tier] = self.tiers.planner(self.host, Fleet({self.host: self.policy}), tier)
+        return self._planners[tier]
+
+    def _copies(self, dataset: dict) -> list[Copy]:
+        if self.tiers is None:
+            return self._declared_copies(dataset)
+        return self._planner(dataset["tier"]).copies(dataset) if self._planned(dataset) else []
+
+    def _declared_copies(self, dataset: dict) -> list[Copy]:
         names = list(dataset.get("targets", [])) + [dataset[k] for k in ("replica", "wal_archive") if k in dataset]
-        for name in dict.fromkeys(names):  # a target named twice (targets and wal_archive) is one copy
-            target = self.targets.get(name)
-            if target:
-                immutable = target["type"] == "s3" and "object_lock" in target
-                copies.append(_Copy(_MEDIA[target["type"]], bool(target.get("offsite")), immutable))
+        # A target named twice (targets and wal_archive) is one copy.
+        copies = [target_copy(self.targets[name]) for name in dict.fromkeys(names) if name in self.targets]
         export = dataset.get("export")
         library = self.targets.get(export["library"]) if export else None
         if library and library["type"] == "tape_library":
             pool = library["pools"].get(export["pool"], {})
             vaulted = bool(pool.get("vault"))
-            copies.append(_Copy("tape", vaulted or bool(library.get("offsite")), vaulted or bool(pool.get("worm"))))
+            copies.append(Copy("tape", vaulted or bool(library.get("offsite")), vaulted or bool(pool.get("worm"))))
         return copies
 
     def _score(self, name: str, dataset: dict) -> ComplianceScore:
@@ -86,7 +98,7 @@ class ComplianceScorer:
             len({c.media for c in copies}) >= 2,
             any(c.offsite for c in copies),
             any(c.immutable_or_offline for c in copies),
-            self._drilled_often_enough(name),
+            (self.tiers is None or self._planned(dataset)) and self._drilled_often_enough(name),
         )
         score = ComplianceScore(name)
         for rule, ok in zip(RULES, checks):

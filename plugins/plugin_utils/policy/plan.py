@@ -3,18 +3,8 @@
 # printed by restorable.backup.plan before anything is applied.
 from __future__ import annotations
 
-_TIER_WHAT = {
-    "agent": lambda d: "restic backup of %s" % ", ".join(d["paths"]),
-    "host": lambda d: "%s VM backup of %s" % (d.get("mode", "incremental"), _vm_selection(d["vms"])),
-    "cdp": lambda d: "%s recovery point every %d min" % (d["source"]["type"], d["interval_minutes"]),
-    "array": lambda d: "%s snapshot of consistency group %s" % (d["provider"], ", ".join(d["volumes"])),
-}
-
-
-def _vm_selection(vms: dict) -> str:
-    if vms.get("all"):
-        return "all VMs"
-    return ", ".join(vms.get("names", []) + vms.get("patterns", [])) or "no VM"
+from ..tiers import TIERS, Tiers
+from ..tiers.base import Fleet, TierPlanner
 
 
 def _target_text(name: str, target: dict) -> str:
@@ -29,8 +19,6 @@ def _target_text(name: str, target: dict) -> str:
 
 
 def _when(dataset: dict, schedules: dict) -> str:
-    if dataset["tier"] == "cdp":
-        return "continuously"
     schedule = schedules.get(dataset.get("schedule"), {})
     text = schedule.get("calendar", "unscheduled")
     if "window" in schedule:
@@ -40,30 +28,44 @@ def _when(dataset: dict, schedules: dict) -> str:
     return text
 
 
-def plan_lines(policy: dict, compliance: dict | None = None) -> list:
-    """One block of lines per dataset, then one per drill."""
-    targets = policy.get("restorable_targets", {})
-    schedules = policy.get("restorable_schedules", {})
+def plan_lines(policy: dict, compliance: dict | None = None, host: str = "", tiers: Tiers = TIERS) -> list:
+    """One block of lines per dataset, then one per drill: only what a tier planner will do; a
+    dataset or drill of a tier without one is its warning line (host names it)."""
+    unsupported = {p.path: p.line() for p in tiers.unsupported(host, policy)}
+    fleet = Fleet({host: policy})
     lines = []
     for name, dataset in sorted(policy.get("restorable_datasets", {}).items()):
-        state = "" if dataset.get("enabled", True) else " [disabled]"
-        lines.append("dataset %s (%s tier)%s: %s" % (name, dataset["tier"], state, _TIER_WHAT[dataset["tier"]](dataset)))
-        for target in dataset.get("targets", []):
-            lines.append("  copy to %s" % _target_text(target, targets[target]))
-        lines.append("  when: %s" % _when(dataset, schedules))
-        rules = dataset["retention"]
-        retention = ", ".join("%s %s" % (k, v) for k, v in rules.items() if k not in ("thinning", "prune_every"))
-        lines.append("  keep: %s%s" % (retention or "thinning rules",
-                                       ", applied every %s backups" % rules["prune_every"] if "prune_every" in rules else ""))
-        if "consistency" in dataset:
-            lines.append("  consistency: profile %s" % dataset["consistency"])
-        objectives = ", ".join("%s %s" % (k.upper(), dataset[k]) for k in ("rpo", "rto") if k in dataset)
-        if objectives:
-            lines.append("  objectives: %s" % objectives)
-        score = (compliance or {}).get(name)
-        if score:
-            lines.append("  3-2-1-1-0: %s" % score["score"])
+        path = ("restorable_datasets", name)
+        if path in unsupported:
+            lines.append(unsupported[path])
+        else:
+            lines += _dataset_lines(name, dataset, policy, tiers.planner(host, fleet, dataset["tier"]), (compliance or {}).get(name))
     for name, drill in sorted(policy.get("restorable_drills", {}).items()):
-        lines.append("drill %s: restore %s %s on %s" % (
-            name, ", ".join(drill["datasets"]), drill.get("calendar", "on demand"), drill.get("drill_host", "the source host")))
+        paths = [("restorable_drills", name, "datasets", index) for index in range(len(drill["datasets"]))]
+        restored = [dataset for dataset, path in zip(drill["datasets"], paths) if path not in unsupported]
+        if restored:
+            lines.append("drill %s: restore %s %s on %s" % (
+                name, ", ".join(restored), drill.get("calendar", "on demand"), drill.get("drill_host", "the source host")))
+        lines += [unsupported[path] for path in paths if path in unsupported]
+    return lines
+
+
+def _dataset_lines(name: str, dataset: dict, policy: dict, planner: TierPlanner, score: dict | None) -> list:
+    targets = policy.get("restorable_targets", {})
+    state = "" if dataset.get("enabled", True) else " [disabled]"
+    lines = ["dataset %s (%s tier)%s: %s" % (name, dataset["tier"], state, planner.describe(dataset))]
+    for target in dataset.get("targets", []):
+        lines.append("  copy to %s" % _target_text(target, targets[target]))
+    lines.append("  when: %s" % _when(dataset, policy.get("restorable_schedules", {})))
+    rules = dataset["retention"]
+    retention = ", ".join("%s %s" % (k, v) for k, v in rules.items() if k not in ("thinning", "prune_every"))
+    lines.append("  keep: %s%s" % (retention or "thinning rules",
+                                   ", applied every %s backups" % rules["prune_every"] if "prune_every" in rules else ""))
+    if "consistency" in dataset:
+        lines.append("  consistency: profile %s" % dataset["consistency"])
+    objectives = ", ".join("%s %s" % (k.upper(), dataset[k]) for k in ("rpo", "rto") if k in dataset)
+    if objectives:
+        lines.append("  objectives: %s" % objectives)
+    if score:
+        lines.append("  3-2-1-1-0: %s" % score["score"])
     return lines

@@ -8,6 +8,7 @@ import marshal
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from ..tiers import Tiers
 from .compliance import ComplianceScorer
 from .problems import ERROR, WARNING, Problem
 from .schema import SchemaValidator, load_schema
@@ -43,14 +44,20 @@ class FleetReport:
 
 
 class FleetValidator:
-    """Schema, then semantic checks, then compliance and secret hygiene, for every host."""
+    """Schema, then semantic checks, then compliance and secret hygiene, for every host.
 
-    def __init__(self, origin: OriginLookup | None = None, secret_source: SecretSource = plain_secret_source) -> None:
+    With tiers (the playbooks), also what this version plans: a dataset or drill of a tier
+    without a planner is reported and left out of 3-2-1-1-0; without, the policy as written.
+    """
+
+    def __init__(self, origin: OriginLookup | None = None, secret_source: SecretSource = plain_secret_source,
+                 tiers: Tiers | None = None) -> None:
         self.schema = SchemaValidator()
         self.secret_patterns = _secret_patterns(load_schema())
         self._secret_cache: dict = {}
         self.origin = origin
         self.secret_source = secret_source
+        self.tiers = tiers
 
     def validate(self, hosts: dict, inventory_hosts: frozenset | None = None) -> FleetReport:
         """hosts: name -> variables; inventory_hosts: every name host references may use."""
@@ -67,7 +74,9 @@ class FleetValidator:
         if problems:
             return problems  # later checks assume the shape the schema guarantees
         problems = PolicyChecks(host, document, inventory_hosts).run()
-        scorer = ComplianceScorer(host, document)
+        if self.tiers is not None:
+            problems.extend(self.tiers.unsupported(host, document))
+        scorer = ComplianceScorer(host, document, self.tiers)
         scores = scorer.scores()
         if scores:
             report.compliance[host] = {s.dataset: s.as_dict() for s in scores}

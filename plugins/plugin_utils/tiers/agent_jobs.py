@@ -5,21 +5,13 @@
 from __future__ import annotations
 
 import shlex
-from ansible_collections.restorable.backup.plugins.module_utils.converge.units import spread_offset
+
 from ansible_collections.restorable.backup.plugins.module_utils.common.durations import parse_duration
+from ansible_collections.restorable.backup.plugins.module_utils.converge.units import spread_offset
+from ansible_collections.restorable.backup.plugins.module_utils.core.layout import HostLayout
 from ansible_collections.restorable.backup.plugins.plugin_utils.s3_provisioner import DEFAULT_STORE, read_host_credentials
 
-import posixpath
-
-CONFIG_DIR = "/etc/restorable"
-SECRETS_DIR = CONFIG_DIR + "/secrets"
-STATUS_DIR = "/var/lib/restorable"
-METRICS_DIR = "/var/lib/restorable/metrics"
-
-
-def below(root: str, path: str) -> str:
-    """path inside root ("/" for a real host; a directory per host when several share a machine)."""
-    return posixpath.join(root, path.lstrip("/"))
+TIER = "agent"
 
 
 class AgentPlanner:
@@ -27,9 +19,10 @@ class AgentPlanner:
 
     def __init__(self, host: str, policy: dict, root: str = "/") -> None:
         self.host = host
-        self.secrets_dir = below(root, SECRETS_DIR)
-        self.status_dir = below(root, STATUS_DIR)
-        self.metrics_dir = below(root, METRICS_DIR)
+        layout = HostLayout(root)
+        self.secrets_dir = layout.secrets_dir
+        self.status_dir = layout.status_dir
+        self.metrics_dir = layout.metrics_dir
         self.targets = policy.get("restorable_targets") or {}
         self.datasets = policy.get("restorable_datasets") or {}
         self.schedules = policy.get("restorable_schedules") or {}
@@ -39,7 +32,7 @@ class AgentPlanner:
 
     def agent_datasets(self) -> list:
         return sorted(
-            (name, dataset) for name, dataset in self.datasets.items() if dataset.get("tier") == "agent" and dataset.get("enabled", True)
+            (name, dataset) for name, dataset in self.datasets.items() if dataset.get("tier") == TIER and dataset.get("enabled", True)
         )
 
     def repositories(self) -> list:
@@ -220,3 +213,4 @@ def _tighter(first: dict, second: dict) -> dict:
         values = [v for v in (first.get(key), second.get(key)) if v]
         caps[key] = min(values)
     return caps
+
