@@ -149,7 +149,7 @@ def test_apply_schedules_the_drill_on_the_drill_host_only(scenario: Scenario) ->
     assert str(scenario.root("host2")) not in text.replace(str(scenario.root("host2") / "var/lib"), ""), \
         "the drill host's configuration must not point into the source host's files"
     # The runtime of the drill job is installed on the drill host.
-    assert (b_root / "usr/local/lib/restorable/restorable_agent/drill/cli.py").is_file()
+    assert (b_root / "usr/local/lib/restorable/restorable_agent/runtime/drill_cli.py").is_file()
 
     again = playbook(inventory, "apply")
     assert again.returncode == 0, again.stdout[-4000:]
