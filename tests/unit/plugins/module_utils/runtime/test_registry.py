@@ -1,0 +1,49 @@
+# -*- coding: utf-8 -*-
+"""The host's tier registry: every job and drill goes to its tier's driver, an unknown tier is
+refused by name, and what the registry imports is what ships to hosts."""
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.restorable.backup.plugins.module_utils.core.jobspec import JobConfig
+from ansible_collections.restorable.backup.plugins.module_utils.runtime import cli
+from ansible_collections.restorable.backup.plugins.module_utils.runtime.registry import (
+    TIERS, UnsupportedTier, run_drill, runner_for)
+from ansible_collections.restorable.backup.plugins.module_utils.runtime.standalone import standalone_sources
+from ansible_collections.restorable.backup.plugins.module_utils.tiers.agent.driver import AgentDriver
+
+
+def job(tmp_path, tier: str) -> dict:
+    return {"dataset": "vms", "tier": tier, "repository": {"url": str(tmp_path / "repo"), "password_file": "/pw"},
+            "paths": ["/srv"], "status_dir": str(tmp_path / "status")}
+
+
+def test_a_job_runs_with_its_tiers_driver(tmp_path):
+    runner = runner_for(JobConfig.from_dict(job(tmp_path, "agent")))
+    assert isinstance(runner.driver, AgentDriver) and runner.driver.tier == "agent"
+
+
+def test_a_job_of_a_tier_this_version_does_not_run_is_refused_by_name(tmp_path):
+    with pytest.raises(UnsupportedTier, match=r"^tier host is not supported by this version \(it runs: agent\)$"):
+        runner_for(JobConfig.from_dict(job(tmp_path, "host")))
+
+
+def test_the_command_line_refuses_it_without_a_traceback(tmp_path, capsys):
+    config = tmp_path / "vms.json"
+    config.write_text(__import__("json").dumps(job(tmp_path, "cdp")))
+    assert cli.main(["run", "--config", str(config), "--quiet"]) == 2
+    assert capsys.readouterr().err == "restorable-agent: error: tier cdp is not supported by this version (it runs: agent)\n"
+    assert not (tmp_path / "status").exists(), "nothing ran"
+
+
+def test_a_drill_of_an_unknown_tier_is_refused():
+    with pytest.raises(UnsupportedTier, match="^tier array is not supported"):
+        run_drill({"tier": "array", "drill": "d", "dataset": "vols"})
+
+
+def test_every_registered_tier_ships_to_hosts():
+    shipped = standalone_sources()
+    for name in TIERS:
+        assert "restorable_agent/tiers/%s/driver.py" % name in shipped
+    assert "restorable_agent/runtime/registry.py" in shipped
+    assert not any(path.startswith("restorable_agent/converge/") for path in shipped), "the job module's own code stays"
