@@ -111,5 +111,6 @@ def main() -> None:
     print(json.dumps({"runs": args.runs, "small": small, "large": large, "ratio": round(ratio, 2), "cpu_ratio": round(cpu_ratio, 2),
                       "target_ratio": TARGET_RATIO, "load_average": os.getloadavg()[0]}))
 
+
 if __name__ == "__main__":
     main()

@@ -49,7 +49,8 @@ class DrillPlanner:
         if source not in self._entries:
             drills = dict(self._drills(source))
             entries = [entry for planner in self.planners(source) for entry in planner.drills()]
-            self._entries[source] = sorted(entries, key=lambda e: (e["params"]["drill"], drills[e["params"]["drill"]]["datasets"].index(e["params"]["dataset"])))
+            self._entries[source] = sorted(entries, key=lambda e: (
+                e["params"]["drill"], drills[e["params"]["drill"]]["datasets"].index(e["params"]["dataset"])))
         return self._entries[source]
 
     def drills_of(self, source: str) -> list[dict[str, Any]]:

@@ -31,8 +31,9 @@ _NOT_SHIPPED = ("converge",)
 
 
 def _root_package() -> str:
-    """The dotted name of module_utils, whatever it is called where this runs."""
-    return __name__.rsplit(".", 2)[0]
+    """The dotted name of module_utils, whatever it is called where this runs: the package above
+    the command line's, which imports (through the tier registry) all that a host runs."""
+    return cli.__name__.rsplit(".", 2)[0]
 
 
 def _shipped() -> dict[str, Any]:

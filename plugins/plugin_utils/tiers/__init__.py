@@ -17,8 +17,8 @@ UNSUPPORTED = "validated, not applied: tier %s is not supported by this version"
 class Tiers:
     """The planners of a registry, and what becomes of the datasets they do not plan."""
 
-    def __init__(self, registry: Mapping[str, type[TierPlanner]] = REGISTRY) -> None:
-        self.registry = registry
+    def __init__(self, registry: Mapping[str, type[TierPlanner]] | None = None) -> None:
+        self.registry = REGISTRY if registry is None else registry
 
     def supports(self, tier: str) -> bool:
         return tier in self.registry

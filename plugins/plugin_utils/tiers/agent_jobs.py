@@ -213,4 +213,3 @@ def _tighter(first: dict, second: dict) -> dict:
         values = [v for v in (first.get(key), second.get(key)) if v]
         caps[key] = min(values)
     return caps
-

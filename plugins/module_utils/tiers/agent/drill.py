@@ -57,7 +57,7 @@ def run_agent_drill(params: dict[str, Any], check_only: bool = False) -> dict[st
         env = _environment(repository)
         redactor = Redactor(list(env.values()) + [password])
         repo = open_repository(repository["url"], password_file, env=env, options=repository.get("options") or [],
-                                cache_dir=os.path.join(secrets_dir, "cache"), redactor=redactor)
+                               cache_dir=os.path.join(secrets_dir, "cache"), redactor=redactor)
         recovery = spec.recovery_point
         driver = AgentRestoreDriver(repo, spec.dataset, spec.source_host, status=params.get("status") or {},
                                     read_data_subset=params.get("read_data_subset"),

@@ -17,7 +17,7 @@ from ...core.jobspec import DATASET_TAG_PREFIX
 from ...storage.repository import Repository, RepositoryError, RestoreResult
 from ...drill.application import CHECKS, database_layer
 from ...drill.engine import (FAILED, OK, SKIPPED, DrillError, Layer, RecoveryPoint, RestoreDriver, RestoreStats,
-                     parse_time, sample_items)
+                             parse_time, sample_items)
 from .streams import STREAM_TAG_PREFIX, RunStreams
 
 # The runner writes the canary, then starts restic, which stamps the snapshot with its start.

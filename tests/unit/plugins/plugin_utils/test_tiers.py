@@ -63,7 +63,9 @@ def test_the_agent_tier_is_the_only_planner_of_this_version():
 
 
 def test_a_dataset_or_drill_without_a_planner_is_a_warning_naming_host_field_path_and_tier():
-    assert validate(policy()).lines() == [
+    report = validate(policy())
+    assert {p.severity for p in report.problems} == {WARNING} and not report.errors
+    assert report.lines() == [
         "warning: hv01: restorable_datasets.vms: " + NOT_APPLIED % "host",
         "warning: hv01: restorable_datasets.data: " + NOT_APPLIED % "cdp",
         "warning: hv01: restorable_drills.weekly.datasets[1]: " + NOT_APPLIED % "host",

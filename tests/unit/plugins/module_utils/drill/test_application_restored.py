@@ -123,7 +123,7 @@ def test_a_base_backup_unpacks_from_the_stream_into_the_scratch_data_directory(t
     check.unpack_base_backup(streams)
     assert (tmp_path / "restore" / ".restorable-application" / "data" / "PG_VERSION").read_text() == "15\n"
     assert streams.calls == [("names",), ("pipe", "postgresql/base.tar", ["tar", "-x", "-f", "-", "-C", check.path("data")],
-                              "unpacking the base backup")]
+                                          "unpacking the base backup")]
 
 
 def test_dumps_load_from_the_streams_into_their_consumers(tmp_path, monkeypatch):
