@@ -47,12 +47,14 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.restorable.backup.plugins.plugin_utils.drill_plan import planner_from_hostvars
+from ansible_collections.restorable.backup.plugins.plugin_utils.heap import cycle_collection_paused
 
 
 def fleet_plan(hostvars, hosts):
     planner = planner_from_hostvars(hostvars)
     try:
-        return {host: planner.host_plan(host) for host in hosts}
+        with cycle_collection_paused():
+            return {host: planner.host_plan(host) for host in hosts}
     except ValueError as exc:
         raise AnsibleFilterError(str(exc)) from None
 

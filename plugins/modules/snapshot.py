@@ -134,6 +134,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.restorable.backup.plugins.module_utils.common.locks import LockBusy
 from ansible_collections.restorable.backup.plugins.module_utils.consistency.base import QuiesceFailed
+from ansible_collections.restorable.backup.plugins.module_utils.core.layout import DEFAULT_STATUS_DIR
 from ansible_collections.restorable.backup.plugins.module_utils.snapshot.btrfs import provider_from_name
 from ansible_collections.restorable.backup.plugins.module_utils.snapshot.group import (
     SnapshotGroup, consistency_with_passwords, group_snapshot_from_config)
@@ -150,7 +151,7 @@ def main() -> None:
             consistency=dict(type="dict"),
             postgresql_password=dict(type="str", no_log=True),
             mariadb_password=dict(type="str", no_log=True),
-            status_dir=dict(type="path", default="/var/lib/restorable"),
+            status_dir=dict(type="path", default=DEFAULT_STATUS_DIR),
             metrics_dir=dict(type="path"),
             action=dict(type="str", choices=["create", "list", "delete"], default="create"),
             recovery_point=dict(type="str"),

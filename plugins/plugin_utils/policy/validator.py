@@ -8,6 +8,7 @@ import marshal
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from ..heap import cycle_collection_paused
 from ..tiers import Tiers
 from .compliance import ComplianceScorer
 from .problems import ERROR, WARNING, Problem
@@ -63,10 +64,11 @@ class FleetValidator:
         """hosts: name -> variables; inventory_hosts: every name host references may use."""
         report = FleetReport()
         inventory_hosts = frozenset(hosts) if inventory_hosts is None else inventory_hosts
-        for host, variables in hosts.items():
-            document = {k: v for k, v in variables.items() if k.startswith(VARIABLE_PREFIX)}
-            report.problems.extend(self._with_origin(self.validate_host(host, document, inventory_hosts, report)))
-            report.hosts_checked += 1
+        with cycle_collection_paused():
+            for host, variables in hosts.items():
+                document = {k: v for k, v in variables.items() if k.startswith(VARIABLE_PREFIX)}
+                report.problems.extend(self._with_origin(self.validate_host(host, document, inventory_hosts, report)))
+                report.hosts_checked += 1
         return report
 
     def validate_host(self, host: str, document: dict, inventory_hosts: frozenset, report: FleetReport) -> list:
