@@ -100,7 +100,8 @@ class RunContext:
 
 
 class TierDriver(abc.ABC):
-    """What a tier does inside a run; the Runner calls it in this order."""
+    """What a tier does inside a run (the Runner calls preflight, capture, maintain in this order),
+    and how its recovery points are restored in a drill."""
 
     tier: str = ""
 
@@ -118,6 +119,12 @@ class TierDriver(abc.ABC):
 
     def maintain(self, run: RunContext) -> None:
         """After a good capture: retention, checks, replication, export, as the job asks."""
+
+    @classmethod
+    @abc.abstractmethod
+    def drill(cls, params: dict[str, Any], check_only: bool = False) -> dict[str, Any]:
+        """The record of a restore drill of one of the tier's datasets: the tier's RestoreDriver run
+        by the drill engine. From the drill's parameters, not from a job: drills run on drill hosts."""
 
     def summary(self, record: RunRecord) -> str:
         """One line for the log of a successful run."""

@@ -17,6 +17,7 @@ from ...core.driver import RunContext, RunFailed, RunRecord, TierDriver, iso
 from ...core.runner import nth_backup
 from ...storage.factory import open_repository
 from ...storage.repository import Repository, RepositoryError
+from .drill import run_agent_drill
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,10 @@ class AgentDriver(TierDriver):
                 raise RunFailed("%s (the run's max_runtime is %s)" % (
                     exc, format_duration(self.config.max_runtime or 0))) from None
             raise
+
+    @classmethod
+    def drill(cls, params: dict[str, Any], check_only: bool = False) -> dict[str, Any]:
+        return run_agent_drill(params, check_only)
 
     def summary(self, record: RunRecord) -> str:
         return "dataset %s: %s, snapshot %s, %s bytes added of %s processed in %.1fs" % (

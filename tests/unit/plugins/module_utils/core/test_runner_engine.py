@@ -49,6 +49,10 @@ class FakeDriver(TierDriver):
     def maintain(self, run: RunContext) -> None:
         self._step("maintain")
 
+    @classmethod
+    def drill(cls, params, check_only=False):
+        return {"tier": cls.tier, "drill": params["drill"], "result": "skipped" if check_only else "passed"}
+
 
 def spec(tmp_path, **extra) -> JobConfig:
     doc = {"dataset": "www", "host": "web01", "tier": "fake",

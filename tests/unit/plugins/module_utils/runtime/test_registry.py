@@ -36,6 +36,18 @@ def test_the_command_line_refuses_it_without_a_traceback(tmp_path, capsys):
     assert not (tmp_path / "status").exists(), "nothing ran"
 
 
+def test_a_drill_goes_to_its_tiers_restore_side(monkeypatch):
+    class Vault(AgentDriver):
+        tier = "vault"
+
+        @classmethod
+        def drill(cls, params, check_only=False):
+            return {"tier": cls.tier, "drill": params["drill"], "check_only": check_only}
+    monkeypatch.setitem(TIERS, "vault", Vault)
+    assert run_drill({"tier": "vault", "drill": "monthly"}, check_only=True) == {
+        "tier": "vault", "drill": "monthly", "check_only": True}
+
+
 def test_a_drill_of_an_unknown_tier_is_refused():
     with pytest.raises(UnsupportedTier, match="^tier array is not supported"):
         run_drill({"tier": "array", "drill": "d", "dataset": "vols"})
