@@ -17,15 +17,13 @@ description:
 author:
   - Restorable maintainers (@restorable)
 options:
-  _input:
-    description: The variables of every host, C(hostvars).
-    type: dict
-    required: true
   hosts:
     description: The hosts to report, for example C(ansible_play_hosts_all).
     type: list
     elements: str
     required: true
+extends_documentation_fragment:
+  - restorable.backup.fleet_hostvars
 """
 
 EXAMPLES = r"""

@@ -22,10 +22,6 @@ description:
 author:
   - Restorable maintainers (@restorable)
 options:
-  _input:
-    description: The variables of every host, C(hostvars).
-    type: dict
-    required: true
   drill_host:
     description: The inventory name of the drill host.
     type: str
@@ -34,6 +30,8 @@ options:
     description: The drill host's C(agent_root) (C(/) on a real host).
     type: str
     default: /
+extends_documentation_fragment:
+  - restorable.backup.fleet_hostvars
 """
 
 EXAMPLES = r"""

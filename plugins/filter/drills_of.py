@@ -19,14 +19,12 @@ description:
 author:
   - Restorable maintainers (@restorable)
 options:
-  _input:
-    description: The variables of every host, C(hostvars).
-    type: dict
-    required: true
   source_host:
     description: The inventory name of the host whose drills are wanted.
     type: str
     required: true
+extends_documentation_fragment:
+  - restorable.backup.fleet_hostvars
 """
 
 EXAMPLES = r"""

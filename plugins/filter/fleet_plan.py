@@ -19,15 +19,13 @@ description:
 author:
   - Restorable maintainers (@restorable)
 options:
-  _input:
-    description: The variables of every host, C(hostvars).
-    type: dict
-    required: true
   hosts:
     description: The inventory names of the hosts to plan, for example C(ansible_play_hosts).
     type: list
     elements: str
     required: true
+extends_documentation_fragment:
+  - restorable.backup.fleet_hostvars
 """
 
 EXAMPLES = r"""

@@ -14,17 +14,19 @@ def change_line(host: str, repositories: dict | None, jobs: dict | None, drill_j
     """
     if not repositories or not jobs:
         return "%s: not converged (failed or unreachable before scheduling)" % host
-    named = _named(jobs.get("actions") or [])
-    drills = set(drill_jobs)
+    job_actions = jobs.get("actions") or []
     repository_actions = repositories.get("actions") or []
+    named = set(_named(job_actions))
+    drills = set(drill_jobs)
     parts = [
-        _count(len(set(named) - drills), "job", "scheduled"),
-        _count(len(set(named) & drills), "drill", "scheduled"),
+        _count(len(named - drills), "job", "scheduled"),
+        _count(len(named & drills), "drill", "scheduled"),
         _count(sum("initialise" in a for a in repository_actions), "repository", "initialised", "repositories"),
-        _count(sum(a.startswith("removed ") for a in jobs.get("actions") or []), "file", "removed"),
+        _count(sum(a.startswith("removed ") for a in job_actions), "file", "removed"),
+        "agent runtime updated" if any("agent runtime in" in a for a in job_actions) else "",
     ]
-    parts = [p for p in parts if p] + ["agent runtime updated" for a in jobs.get("actions") or [] if "agent runtime in" in a][:1]
-    credentials = any("placed" in a for a in repository_actions + (jobs.get("actions") or []))
+    parts = [p for p in parts if p]
+    credentials = any("placed" in a for a in repository_actions + job_actions)
     if not parts and not credentials:
         return "%s: no change" % host
     return "%s: %s" % (host, ", ".join(parts + ["credentials placed" if credentials else "credentials unchanged"]))

@@ -47,7 +47,7 @@ class DrillScheduler(JobManager):
         self.activate_timers({job.name: drill_unit_base_name(job.name) + ".timer" for job in jobs})
 
     def config_path(self, name: str) -> str:
-        return os.path.join(self.drill_config_dir, name + ".json")
+        return self.layout.drill_config(name)
 
     def _ensure_secret(self, path: str, content: str) -> None:
         if os.path.dirname(os.path.abspath(path)) != os.path.abspath(self.drill_secrets_dir):

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 from ..common.durations import parse_duration
 from ..common.process import base_env, run_command
+from ..core.driver import iso
 
 OK = "ok"
 FAILED = "failed"
@@ -149,10 +150,6 @@ def parse_time(text: str) -> datetime.datetime:
     when = datetime.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro,
                              tzinfo=datetime.timezone(offset))
     return when.astimezone(datetime.timezone.utc)
-
-
-def iso(when: datetime.datetime) -> str:
-    return when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def hours(seconds: float) -> str:
