@@ -101,3 +101,28 @@ def test_the_restic_scanner_finds_what_it_looks_for(tmp_path):
     sample.write_text('argv = ["restic", "-r", url, "snapshots"]\nenv = {"RESTIC_PASSWORD": p}\n'
                       "from ..storage.restic import ResticRepository\n")
     assert [line.split(":")[0] for line in restic_calls(str(sample))] == ["line 1", "line 2", "line 3"]
+
+
+HOST_PATHS = ("/etc/restorable", "etc/restorable", "/var/lib/restorable", "var/lib/restorable",
+              "/usr/local/lib/restorable", "usr/local/lib/restorable")
+LAYOUT = os.path.join(MODULE_UTILS, "core", "layout.py")
+
+
+def host_path_literals(path: str) -> list[str]:
+    """String constants that are (or begin with) a host path of the collection: the paths
+    HostLayout defines. Prose that mentions one (documentation, comments) does not count."""
+    tree = ast.parse(open(path, encoding="utf-8").read(), path)
+    return ["line %d: %s" % (node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith(HOST_PATHS)]
+
+
+@pytest.mark.parametrize("path", [p for p in python_files(PLUGINS) if p != LAYOUT], ids=lambda p: os.path.relpath(p, PLUGINS))
+def test_host_paths_are_defined_in_the_layout_only(path):
+    assert host_path_literals(path) == [], "use core.layout (HostLayout, DatasetFiles)"
+
+
+def test_the_host_path_scanner_finds_what_it_looks_for(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text('STATUS = "/var/lib/restorable"\nCONFIG = os.path.join(root, "etc/restorable")\n'
+                      '"""Writes below /var/lib/restorable."""\n')
+    assert [line.split(":")[0] for line in host_path_literals(str(sample))] == ["line 1", "line 2"]

@@ -14,6 +14,7 @@ from ansible_collections.restorable.backup.plugins.module_utils.snapshot.group i
     ConsistencyGroupSnapshot, SnapshotGroup, build_manifest, consistency_with_passwords, group_snapshot_from_config,
     recovery_point_id)
 from ansible_collections.restorable.backup.plugins.module_utils.snapshot.provider import SnapshotError
+from ansible_collections.restorable.backup.plugins.modules.status_info import snapshot_groups
 
 BTRFS = BtrfsSnapshotProvider(program="/usr/bin/btrfs")
 
@@ -111,3 +112,16 @@ def test_passwords_come_separately_never_inside_the_profile():
 def test_delete_refuses_ids_that_are_paths(tmp_path):
     with pytest.raises(SnapshotError, match="not a recovery point id"):
         engine(tmp_path, ["/srv/db"]).delete("../db")
+
+
+def test_every_run_of_a_group_is_in_its_status_and_metrics_with_its_tier(tmp_path):
+    # status_info reads it back among the host's snapshot groups.
+    group = group_snapshot_from_config(SnapshotGroup("g", [str(tmp_path / "absent")]), BTRFS, {"type": "none"},
+                                       str(tmp_path / "status"), str(tmp_path / "metrics"))
+    with pytest.raises(SnapshotError):
+        group.take()  # the volume does not exist: a failed run, recorded like any other
+    status = snapshot_groups(str(tmp_path / "status"))["g"]
+    assert status["result"] == "failed" and status["tier"] == "snapshot" and status["consecutive_failures"] == 1
+    metrics = (tmp_path / "metrics" / "restorable_snapshot-g.prom").read_text()
+    assert 'restorable_job_info{dataset="g",host="%s",tier="snapshot"} 1' % status["host"] in metrics
+    assert 'restorable_backup_last_result{dataset="g",host="%s",result="failed"} 1' % status["host"] in metrics
