@@ -84,6 +84,8 @@ class JobConfig:
     # A consistency profile as the policy declares it (postgresql, mariadb, sqlite), with each
     # password replaced by a password_file; the consistency package checks the rest.
     consistency: dict[str, Any] | None = None
+    # The tier's own settings (the host tier's VM selection, mode, hypervisor): its driver checks them.
+    options: dict[str, Any] = field(default_factory=dict)
     source: str | None = None  # the file it was loaded from, for messages
 
     @property
@@ -180,6 +182,8 @@ class JobConfig:
             doc["metrics_dir"] = self.metrics_dir
         if self.consistency:
             doc["consistency"] = dict(self.consistency)
+        if self.options:
+            doc["options"] = dict(self.options)
         return doc
 
 
@@ -206,7 +210,7 @@ def _where(source: str | None) -> str:
     return "job config %s: " % source if source else "job config: "
 
 
-class _Fields:
+class FieldReader:
     """Reads a JSON object field by field; unknown keys are errors (they are typos)."""
 
     def __init__(self, data: Any, path: str) -> None:
@@ -233,8 +237,8 @@ class _Fields:
             raise ValueError("%s: expected %s, got %s" % (self.name(key), _kind_name(kinds), type(value).__name__))
         return value
 
-    def sub(self, key: str) -> "_Fields":
-        return _Fields(self.get(key, dict, {}), self.name(key))
+    def sub(self, key: str) -> "FieldReader":
+        return FieldReader(self.get(key, dict, {}), self.name(key))
 
     def strings(self, key: str) -> list[str]:
         values = self.get(key, list, [])
@@ -261,7 +265,7 @@ def _kind_name(kinds: tuple) -> str:
 
 
 def _parse(data: Any, source: str | None) -> JobConfig:
-    top = _Fields(data, "")
+    top = FieldReader(data, "")
     fmt = top.get("format", int, CONFIG_FORMAT)
     if fmt != CONFIG_FORMAT:
         raise ValueError("format %r is not supported by this agent (expected %d)" % (fmt, CONFIG_FORMAT))
@@ -291,6 +295,7 @@ def _parse(data: Any, source: str | None) -> JobConfig:
     if consistency is not None and not isinstance(consistency.get("type"), str):
         raise ValueError("consistency.type: expected the profile type (postgresql, mariadb, sqlite)")
     config.consistency = consistency
+    config.options = top.get("options", dict, {})
     ping_url = top.get("ping_url", str)
     config.ping_url = ping_url.rstrip("/") if ping_url else None
     config.status_dir = top.get("status_dir", str, DEFAULT_STATUS_DIR)
@@ -311,7 +316,7 @@ def _parse(data: Any, source: str | None) -> JobConfig:
     return config
 
 
-def _parse_retention(fields: _Fields, config: JobConfig) -> None:
+def _parse_retention(fields: FieldReader, config: JobConfig) -> None:
     retention: dict[str, Any] = {}
     for key in RETENTION_KEYS:
         value = fields.duration(key) if key == "max_age" else fields.get(key, int)
@@ -322,7 +327,7 @@ def _parse_retention(fields: _Fields, config: JobConfig) -> None:
     config.retention, config.prune_every = retention, prune_every
 
 
-def _parse_schedule(fields: _Fields, config: JobConfig) -> None:
+def _parse_schedule(fields: FieldReader, config: JobConfig) -> None:
     window = fields.sub("window")
     if window.data:
         start = window.get("start", str, required=True)
@@ -351,10 +356,10 @@ def _parse_schedule(fields: _Fields, config: JobConfig) -> None:
     fields.done(ignored=("calendar", "jitter"))
 
 
-def _parse_hooks(fields: _Fields, phase: str) -> list[HookCommand]:
+def _parse_hooks(fields: FieldReader, phase: str) -> list[HookCommand]:
     hooks = []
     for index, item in enumerate(fields.get(phase, list, [])):
-        hook = _Fields(item, "hooks.%s[%d]" % (phase, index))
+        hook = FieldReader(item, "hooks.%s[%d]" % (phase, index))
         argv = hook.strings("argv")
         timeout = hook.duration("timeout", DEFAULT_HOOK_TIMEOUT)
         env = hook.get("env", dict, {})

@@ -112,6 +112,10 @@ class Repository(abc.ABC):
         """Apply keep rules to the points of one host carrying all tags."""
 
     @abc.abstractmethod
+    def forget_points(self, point_ids: Sequence[str], prune: bool = True, timeout: float | None = None) -> None:
+        """Remove the named points (the caller decided which), then free their data."""
+
+    @abc.abstractmethod
     def check(self, read_data_subset: str | None = None, timeout: float | None = None) -> CheckResult:
         """Check the repository's integrity, reading the given share of its data."""
 

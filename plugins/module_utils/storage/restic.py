@@ -335,6 +335,13 @@ class ResticRepository(Repository):
             removed += [s.get("short_id") or s.get("id", "")[:8] for s in group.get("remove") or []]
         return ForgetResult(kept, len(removed), removed)
 
+    def forget_points(self, point_ids: Sequence[str], prune: bool = True, timeout: float | None = None) -> None:
+        if not point_ids:
+            return
+        result = self.run(["forget"] + (["--prune"] if prune else []) + ["--"] + list(point_ids), timeout=timeout)
+        if not result.ok:
+            raise self.error("forget", result, timeout)
+
     def check(self, read_data_subset: str | None = None, timeout: float | None = None) -> CheckResult:
         args = ["check"]
         if read_data_subset:

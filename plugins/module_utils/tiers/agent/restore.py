@@ -18,6 +18,7 @@ from ...storage.repository import Repository, RepositoryError, RestoreResult
 from ...drill.application import CHECKS, database_layer
 from ...drill.engine import (FAILED, OK, SKIPPED, DrillError, Layer, RecoveryPoint, RestoreDriver, RestoreStats,
                              parse_time, sample_items)
+from ..drill_params import integrity_layer
 from .streams import STREAM_TAG_PREFIX, RunStreams
 
 # The runner writes the canary, then starts restic, which stamps the snapshot with its start.
@@ -114,20 +115,7 @@ class AgentRestoreDriver(RestoreDriver):
         return layers
 
     def integrity(self) -> Layer:
-        began = time.monotonic()
-        details = {"read_data_subset": self.read_data_subset}
-        try:
-            check = self.repo.check(self.read_data_subset, timeout=self.timeout)
-        except RepositoryError as exc:
-            return Layer("integrity", FAILED, exc.message, time.monotonic() - began, details)
-        seconds = time.monotonic() - began
-        if check.ok:
-            return Layer("integrity", OK, "restic check read %s: no errors" % (self.read_data_subset or "no pack data"),
-                         seconds, details)
-        if check.damaged:
-            return Layer("integrity", FAILED, "restic check found damaged pack(s) %s" % ", ".join(check.damaged[:10]),
-                         seconds, dict(details, packs=check.damaged))
-        return Layer("integrity", FAILED, check.message, seconds, details)
+        return integrity_layer(self.repo, self.read_data_subset, self.timeout)
 
     def freshness(self, point: RecoveryPoint, target: str) -> Layer:
         canary = self.canary_path()

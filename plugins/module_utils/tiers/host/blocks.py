@@ -1,0 +1,73 @@
+# -*- coding: utf-8 -*-
+# Private to restorable.backup: what a disk image holds, block by block, without reading what
+# it does not hold. A point records the digest of every block its delta image carries; a drill
+# merges the chain's records and compares them with the restored image.
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Iterator
+
+from ...common.process import run_command
+
+BLOCK = 64 * 1024  # qcow2's default cluster size and libvirt's bitmap granularity
+ZERO = "0"  # the digest of a block that reads as zeroes, whatever its length
+
+
+class ImageError(Exception):
+    """qemu-img could not read an image."""
+
+
+def extents(path: str) -> list[dict]:
+    """qemu-img map of one image (not its backing chain): present data and zero extents."""
+    result = run_command(["qemu-img", "map", "-U", "--output=json", path], timeout=600)
+    if not result.ok:
+        raise ImageError("qemu-img map %s: %s" % (path, result.stderr_tail()))
+    return json.loads(result.stdout)
+
+
+def present_blocks(path: str, size: int) -> Iterator[tuple[int, str]]:
+    """(block index, digest) of every block the image itself holds, data or zeroes.
+
+    Data is read straight from the image file at the offsets qemu-img reports (uncompressed
+    qcow2 or raw), so unallocated blocks cost nothing.
+    """
+    with open(path, "rb") as handle:
+        for extent in extents(path):
+            if not extent.get("present", extent.get("data")):
+                continue
+            start, length = int(extent["start"]), int(extent["length"])
+            if start % BLOCK:
+                raise ImageError("%s: extent at %d is not aligned to %d bytes" % (path, start, BLOCK))
+            for offset in range(start, start + length, BLOCK):
+                end = min(offset + BLOCK, size)
+                if not extent.get("data"):
+                    yield offset // BLOCK, ZERO
+                    continue
+                handle.seek(int(extent["offset"]) + offset - start)
+                yield offset // BLOCK, _digest(handle.read(end - offset), end - offset)
+
+
+def manifest(path: str, size: int) -> dict[str, str]:
+    """The digests of the blocks a delta image holds, zero blocks included (they overwrite)."""
+    return {str(index): digest for index, digest in present_blocks(path, size)}
+
+
+def merge(manifests: list[dict[str, str]]) -> dict[str, str]:
+    """The blocks of a point: its chain's manifests applied oldest first; zero blocks dropped."""
+    merged: dict[str, str] = {}
+    for layer in manifests:
+        merged.update(layer)
+    return {index: digest for index, digest in merged.items() if digest != ZERO}
+
+
+def compare(expected: dict[str, str], path: str, size: int) -> list[int]:
+    """Blocks of the image at path whose content differs from expected (absent: zero)."""
+    actual = {str(i): d for i, d in present_blocks(path, size) if d != ZERO}
+    return sorted(int(i) for i in set(expected) | set(actual) if expected.get(i) != actual.get(i))
+
+
+def _digest(data: bytes, length: int) -> str:
+    if data.count(0) == length:
+        return ZERO
+    return hashlib.sha256(data).hexdigest()[:32]

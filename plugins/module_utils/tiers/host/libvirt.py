@@ -1,0 +1,220 @@
+# -*- coding: utf-8 -*-
+# Private to restorable.backup: the hypervisor as the host tier sees it, through virsh.
+# virsh rather than the Python binding: libvirt-clients is on every hypervisor, the binding is
+# not, and every call is then a plain command whose failure text reaches the status as it is.
+from __future__ import annotations
+
+import json
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...common.process import CommandResult, base_env, run_command
+
+DEFAULT_URI = "qemu:///system"
+VIRSH_TIMEOUT = 120.0
+AGENT_TIMEOUT = 30
+LIVE_STATES = ("running", "paused")
+OFFLINE_STATES = ("shut off",)
+
+
+class LibvirtError(Exception):
+    """A virsh call failed; the message carries virsh's own words."""
+
+
+@dataclass
+class Disk:
+    """One disk of a domain as its XML declares it."""
+
+    target: str  # vda
+    path: str
+    driver: str  # qcow2, raw
+    size: int = 0  # virtual size in bytes
+
+    @property
+    def persistent_bitmaps(self) -> bool:
+        return self.driver == "qcow2"
+
+
+@dataclass
+class Domain:
+    uuid: str
+    name: str
+    state: str  # running, paused, shut off, ...
+    managed_save: bool = False
+    xml: str = ""
+    disks: list[Disk] = field(default_factory=list)
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_STATES
+
+
+class Virsh:
+    """virsh against one libvirt connection URI."""
+
+    def __init__(self, uri: str = DEFAULT_URI, binary: str = "virsh", timeout: float = VIRSH_TIMEOUT) -> None:
+        self.uri = uri
+        self.binary = binary
+        self.timeout = timeout
+
+    def run(self, *args: str, timeout: float | None = None, check: bool = True) -> CommandResult:
+        result = run_command([self.binary, "-q", "-c", self.uri] + list(args), env=base_env({"LC_ALL": "C"}),
+                             timeout=timeout or self.timeout)
+        if check and not result.ok:
+            raise LibvirtError("virsh %s: %s" % (args[0], _why(result)))
+        return result
+
+    def argv(self, *args: str) -> list[str]:
+        """The command line of a call, for the watchdog to run when this process cannot."""
+        return [self.binary, "-q", "-c", self.uri] + list(args)
+
+    # -- domains ----------------------------------------------------------------------------
+
+    def domains(self) -> list[Domain]:
+        """Every domain this hypervisor defines or runs, with its disks."""
+        found = []
+        for line in self.run("list", "--all", "--uuid").stdout.split():
+            try:
+                found.append(self.domain(line.strip()))
+            except LibvirtError:
+                continue  # undefined while we looked: not here any more
+        return found
+
+    def domain(self, uuid: str) -> Domain:
+        xml = self.run("dumpxml", uuid).stdout
+        info = _fields(self.run("dominfo", uuid).stdout)
+        domain = Domain(uuid=uuid, name=_xml_text(xml, "name"), state=info.get("State", ""),
+                        managed_save=info.get("Managed save") == "yes", xml=xml)
+        domain.disks = [self._sized(uuid, disk, domain.live) for disk in parse_disks(domain.xml)]
+        return domain
+
+    def _sized(self, uuid: str, disk: Disk, live: bool) -> Disk:
+        if live:
+            out = self.run("domblkinfo", uuid, disk.target).stdout
+            disk.size = int(_field(out, "Capacity"))
+        else:
+            disk.size = image_size(disk.path)
+        return disk
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def checkpoints(self, uuid: str) -> list[str]:
+        return [line.strip() for line in self.run("checkpoint-list", uuid, "--name").stdout.splitlines()
+                if line.strip()]
+
+    def checkpoint_xml(self, uuid: str, name: str) -> str:
+        return self.run("checkpoint-dumpxml", uuid, name).stdout
+
+    def redefine_checkpoint(self, uuid: str, xml_path: str) -> None:
+        """Teach libvirt a checkpoint from its stored XML; libvirt checks that the bitmaps exist."""
+        self.run("checkpoint-create", uuid, xml_path, "--redefine", "--redefine-validate")
+
+    def delete_checkpoint(self, uuid: str, name: str, metadata_only: bool = False) -> None:
+        args = ["checkpoint-delete", uuid, name] + (["--metadata"] if metadata_only else [])
+        self.run(*args)
+
+    # -- backup jobs -----------------------------------------------------------------------
+
+    def backup_begin(self, uuid: str, backup_xml: str, checkpoint_xml: str) -> None:
+        self.run("backup-begin", uuid, backup_xml, checkpoint_xml)
+
+    def wait_job(self, uuid: str, timeout: float | None, poll: float = 0.2) -> dict[str, str]:
+        """Wait for the domain's backup job to end; its completed statistics."""
+        deadline = time.monotonic() + timeout if timeout else None
+        while True:
+            info = _fields(self.run("domjobinfo", uuid).stdout)
+            if info.get("Job type", "None") == "None":
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                self.run("domjobabort", uuid, check=False)
+                raise LibvirtError("backup job of %s did not end within %ds: aborted" % (uuid, timeout))
+            time.sleep(poll)
+        completed = _fields(self.run("domjobinfo", uuid, "--completed").stdout)
+        if completed.get("Job type") not in ("Completed", None):
+            raise LibvirtError("backup job of %s ended %s: %s" % (
+                uuid, completed.get("Job type", "").lower(), completed.get("Error message", "no message")))
+        return completed
+
+    def abort_job(self, uuid: str) -> None:
+        self.run("domjobabort", uuid, check=False)
+
+    # -- the guest agent -------------------------------------------------------------------
+
+    def agent(self, uuid: str, command: str, arguments: dict[str, Any] | None = None,
+              timeout: int = AGENT_TIMEOUT) -> Any:
+        request = {"execute": command}
+        if arguments:
+            request["arguments"] = arguments
+        out = self.run("qemu-agent-command", uuid, "--timeout", str(timeout), json.dumps(request),
+                       timeout=timeout + 10).stdout
+        return json.loads(out).get("return")
+
+    def freeze(self, uuid: str) -> int:
+        """Freeze the guest's filesystems; how many were frozen."""
+        out = self.run("domfsfreeze", uuid).stdout
+        return sum(1 for line in out.splitlines() if line.strip())
+
+    def thaw_argv(self, uuid: str) -> list[str]:
+        return self.argv("domfsthaw", uuid)
+
+    def thaw(self, uuid: str) -> None:
+        self.run("domfsthaw", uuid)
+
+    # -- restore ---------------------------------------------------------------------------
+
+    def define(self, xml_path: str) -> None:
+        self.run("define", xml_path)
+
+
+def parse_disks(xml: str) -> list[Disk]:
+    """The file-backed disks of a domain XML (cdroms and network disks are not backed up)."""
+    root = ET.fromstring(xml)
+    disks = []
+    for disk in root.findall("./devices/disk"):
+        source, target, driver = disk.find("source"), disk.find("target"), disk.find("driver")
+        if disk.get("device", "disk") != "disk" or source is None or target is None:
+            continue
+        path = source.get("file") or source.get("dev")
+        if not path:
+            continue
+        disks.append(Disk(target=target.get("dev", ""), path=path,
+                          driver=(driver.get("type") if driver is not None else None) or "raw"))
+    return disks
+
+
+def image_size(path: str) -> int:
+    """The virtual size of an image (-U: a shut-off domain's image may still be open elsewhere)."""
+    result = run_command(["qemu-img", "info", "-U", "--output=json", path], timeout=60)
+    if not result.ok:
+        raise LibvirtError("qemu-img info %s: %s" % (path, _why(result)))
+    return int(json.loads(result.stdout)["virtual-size"])
+
+
+def _xml_text(xml: str, tag: str) -> str:
+    node = ET.fromstring(xml).find(tag)
+    return node.text or "" if node is not None else ""
+
+
+def _fields(text: str) -> dict[str, str]:
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def _field(text: str, name: str) -> str:
+    value = _fields(text).get(name)
+    if value is None:
+        raise LibvirtError("virsh printed no %s" % name)
+    return value
+
+
+def _why(result: CommandResult) -> str:
+    if result.timed_out:
+        return "timed out"
+    text = (result.stderr or result.stdout).strip()
+    return text.replace("error: ", "").replace("\n", " ")[:400] or "exit code %d" % result.returncode

@@ -1,0 +1,169 @@
+# -*- coding: utf-8 -*-
+# Private to restorable.backup: a VM's point made whole again: its chain read from the
+# repository (full first), each delta committed into the disk below it, so the result is one
+# standalone qcow2 per disk. Optionally defined as a new VM that shares nothing with the original.
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid as uuidlib
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ...common.process import CommandResult, run_command
+from ...storage.repository import Repository
+from . import blocks
+from .chain import PointInfo, lineage
+
+POINT_FILES = ("domain.xml", "point.json")
+
+
+class RestoreRefused(Exception):
+    """The restore would touch what it must not (an original disk, a non-empty directory, a used name)."""
+
+
+@dataclass
+class MaterialisedPoint:
+    point: PointInfo
+    directory: str
+    disks: dict[str, str]  # target -> restored image
+    sizes: dict[str, int]
+    domain_xml: str  # path of the point's domain XML
+    manifests: dict[str, dict[str, str]]  # target -> merged block digests of the point
+    chain: list[str] = field(default_factory=list)  # point ids read, full first
+    restore_seconds: float = 0.0  # reading from the repository
+    merge_seconds: float = 0.0
+
+    def verify(self) -> dict[str, list[int]]:
+        """Blocks of each restored disk that differ from the digests recorded when the points were taken."""
+        return {t: blocks.compare(self.manifests[t], path, self.sizes[t]) for t, path in self.disks.items()}
+
+
+def materialise(repo: Repository, point: PointInfo, points: Sequence[PointInfo], directory: str,
+                protected: Sequence[str] = (), timeout: float | None = None) -> MaterialisedPoint:
+    """The point's disks as standalone qcow2 images in directory (empty or new)."""
+    chain = lineage(point, points)
+    _check_target(directory, protected)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    work = os.path.join(directory, ".chain")
+    result = MaterialisedPoint(point, directory, {}, {}, os.path.join(directory, "domain.xml"), {},
+                               [p.id for p in chain])
+    layers: dict[str, list[dict[str, str]]] = {}
+    try:
+        for index, link in enumerate(chain):
+            began = time.monotonic()
+            files = _restore_one(repo, link, os.path.join(work, str(index)), timeout)
+            result.restore_seconds += time.monotonic() - began
+            began = time.monotonic()
+            for target, image in files["disks"].items():
+                layers.setdefault(target, []).append(_read_json(files["manifests"][target]))
+                _apply(image, os.path.join(directory, target + ".qcow2"), index == 0)
+            result.merge_seconds += time.monotonic() - began
+            if link is point:
+                shutil.move(files["domain.xml"], result.domain_xml)
+                shutil.move(files["point.json"], os.path.join(directory, "point.json"))
+            shutil.rmtree(os.path.join(work, str(index)), ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    document = _read_json(os.path.join(directory, "point.json"))
+    for target in layers:
+        result.disks[target] = os.path.join(directory, target + ".qcow2")
+        result.sizes[target] = int(document["disks"][target]["size"])
+        result.manifests[target] = blocks.merge(layers[target])
+    return result
+
+
+def _check_target(directory: str, protected: Sequence[str]) -> None:
+    real = os.path.realpath(directory)
+    for path in protected:
+        other = os.path.realpath(path)
+        if real == other or real.startswith(other.rstrip("/") + "/") or other.startswith(real.rstrip("/") + "/"):
+            raise RestoreRefused("restore directory %s overlaps %s, which the restore must not touch" % (directory, path))
+    if os.path.isdir(directory) and os.listdir(directory):
+        raise RestoreRefused("restore directory %s is not empty" % directory)
+
+
+def _restore_one(repo: Repository, point: PointInfo, target: str, timeout: float | None) -> dict:
+    repo.restore(point.id, target, timeout=timeout)
+    found: dict = {"disks": {}, "manifests": {}}
+    for root, _dirs, names in os.walk(target):
+        for name in names:
+            path = os.path.join(root, name)
+            if name in POINT_FILES or name == "checkpoint.xml":
+                found[name] = path
+            elif name.endswith(".blocks.json"):
+                found["manifests"][name[:-len(".blocks.json")]] = path
+            elif name.endswith(".qcow2"):
+                found["disks"][name[:-len(".qcow2")]] = path
+    if "point.json" not in found or not found["disks"]:
+        raise RestoreRefused("point %s holds no VM point (no point.json or disk)" % point.id[:8])
+    return found
+
+
+def _apply(delta: str, image: str, first: bool) -> None:
+    """The full becomes the image; each later delta is committed into it (only its own blocks are written)."""
+    if first:
+        shutil.move(delta, image)
+        return
+    _qemu_img(["rebase", "-u", "-f", "qcow2", "-F", "qcow2", "-b", os.path.abspath(image), delta])
+    _qemu_img(["commit", "-q", "-d", "-f", "qcow2", delta])
+    os.unlink(delta)
+
+
+def _qemu_img(args: list[str]) -> CommandResult:
+    result = run_command(["qemu-img"] + args, timeout=None)
+    if not result.ok:
+        raise RestoreRefused("qemu-img %s: %s" % (args[0], result.stderr_tail()))
+    return result
+
+
+def check_images(images: dict[str, str]) -> dict[str, str]:
+    """qemu-img check of each restored image: target -> problem ("" when clean)."""
+    problems = {}
+    for target, path in images.items():
+        result = run_command(["qemu-img", "check", "-q", "-f", "qcow2", path], timeout=600)
+        problems[target] = "" if result.ok else (result.stderr_tail() or result.stdout.strip() or "exit %d" % result.returncode)
+    return problems
+
+
+def isolated_domain_xml(original: str, name: str, disks: dict[str, str]) -> str:
+    """A new VM from a point's domain XML: new name and UUID, the restored disks, no network,
+    no file or socket path of the original (its console log, its agent socket)."""
+    root = ET.fromstring(original)
+    root.find("name").text = name
+    uuid_node = root.find("uuid")
+    if uuid_node is not None:
+        uuid_node.text = str(uuidlib.uuid4())
+    devices = root.find("devices")
+    for element in list(devices):
+        if element.tag in ("interface", "hostdev", "redirdev", "filesystem", "console", "serial"):
+            devices.remove(element)
+        elif element.tag == "channel":
+            for source in element.findall("source"):
+                element.remove(source)
+    for disk in devices.findall("disk"):
+        target = disk.find("target").get("dev")
+        source = disk.find("source")
+        if disk.get("device", "disk") != "disk" or target not in disks:
+            devices.remove(disk)
+            continue
+        disk.set("type", "file")
+        for attribute in list(source.attrib):
+            del source.attrib[attribute]
+        source.set("file", disks[target])
+        driver = disk.find("driver")
+        if driver is not None:
+            driver.set("type", "qcow2")
+        for extra in disk.findall("backingStore"):
+            disk.remove(extra)
+    for element in root.findall("seclabel"):
+        root.remove(element)
+    return ET.tostring(root, encoding="unicode")
+
+
+def _read_json(path: str) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
