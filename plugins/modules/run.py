@@ -85,6 +85,8 @@ def main() -> None:
         runner = runner_for(config, options)
     except UnsupportedTier as exc:
         module.fail_json(msg="%s: %s" % (config.source, exc), status={})
+    except ConfigError as exc:
+        module.fail_json(msg=str(exc), status={})
     status = runner.run().to_dict()
     if status["result"] in ("failed", "locked"):
         module.fail_json(msg="backup of %s %s: %s" % (config.dataset, status["result"], status["reason"]), status=status)

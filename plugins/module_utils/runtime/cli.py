@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = RunOptions(args.ignore_window, args.ignore_load, max(0.0, args.delay))
         try:
             runner = runner_for(config, options)
-        except UnsupportedTier as exc:
+        except (UnsupportedTier, ConfigError) as exc:
             return _fail(str(exc), EXIT_USAGE)
         result = runner.run()
         if not quiet:

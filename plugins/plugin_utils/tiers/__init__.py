@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from ..policy.problems import ERROR, WARNING, Problem
 from .agent import AgentTierPlanner
 from .base import Fleet, TierPlanner
+from .host import HostTierPlanner
 
-REGISTRY: Mapping[str, type[TierPlanner]] = {AgentTierPlanner.tier: AgentTierPlanner}
+REGISTRY: Mapping[str, type[TierPlanner]] = {AgentTierPlanner.tier: AgentTierPlanner, HostTierPlanner.tier: HostTierPlanner}
 UNSUPPORTED = "validated, not applied: tier %s is not supported by this version"
 
 

@@ -66,7 +66,7 @@ class AgentDrills:
         self.policy = fleet.policies[planner.host]
 
     def entries(self) -> list[dict[str, Any]]:
-        datasets = dict(self.planner.agent_datasets())
+        datasets = dict(self.planner.tier_datasets())
         # A drill host outside the fleet runs nothing; drills_of reports it for the source.
         drills = sorted((name, drill) for name, drill in (self.policy.get("restorable_drills") or {}).items()
                         if drill_host(self.source, drill) in self.fleet.policies)

@@ -15,7 +15,9 @@ TIER = "agent"
 
 
 class AgentPlanner:
-    """Repositories and jobs of the agent datasets of one host."""
+    """Repositories and jobs of the agent datasets of one host (a subclass: of another restic tier)."""
+
+    tier = TIER
 
     def __init__(self, host: str, policy: dict, root: str = "/") -> None:
         self.host = host
@@ -30,13 +32,13 @@ class AgentPlanner:
         self.site = (policy.get("restorable_sites") or {}).get(policy.get("restorable_site") or "", {})
         self.credential_store = (policy.get("restorable_controller") or {}).get("credential_store", DEFAULT_STORE)
 
-    def agent_datasets(self) -> list:
+    def tier_datasets(self) -> list:
         return sorted(
-            (name, dataset) for name, dataset in self.datasets.items() if dataset.get("tier") == TIER and dataset.get("enabled", True)
+            (name, dataset) for name, dataset in self.datasets.items() if dataset.get("tier") == self.tier and dataset.get("enabled", True)
         )
 
     def repositories(self) -> list:
-        used = sorted({target for _name, dataset in self.agent_datasets() for target in dataset["targets"]})
+        used = sorted({target for _name, dataset in self.tier_datasets() for target in dataset["targets"]})
         return [self.repository(name) for name in used]
 
     def repository(self, name: str) -> dict:
@@ -96,7 +98,7 @@ class AgentPlanner:
 
     def jobs(self) -> list:
         jobs = []
-        for name, dataset in self.agent_datasets():
+        for name, dataset in self.tier_datasets():
             for index, target in enumerate(dataset["targets"]):
                 # The primary copy carries the dataset's name; further copies are named after their target.
                 job_name = name if index == 0 else "%s-%s" % (name, target)
@@ -178,7 +180,7 @@ class AgentPlanner:
     def secrets(self) -> list:
         """Private files the jobs need besides repository credentials (database passwords)."""
         wanted = {}
-        for _name, dataset in self.agent_datasets():
+        for _name, dataset in self.tier_datasets():
             profile = self.profiles.get(dataset.get("consistency") or "") or {}
             for section in ("postgresql", "mariadb"):
                 password = (profile.get(section) or {}).get("password")

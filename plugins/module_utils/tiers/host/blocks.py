@@ -34,8 +34,8 @@ def present_blocks(path: str, size: int) -> Iterator[tuple[int, str]]:
     """
     with open(path, "rb") as handle:
         for extent in extents(path):
-            if not extent.get("present", extent.get("data")):
-                continue
+            if extent.get("depth", 0) != 0 or not extent.get("present", extent.get("data")):
+                continue  # a backing file's blocks are not this image's
             start, length = int(extent["start"]), int(extent["length"])
             if start % BLOCK:
                 raise ImageError("%s: extent at %d is not aligned to %d bytes" % (path, start, BLOCK))

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from xml.sax.saxutils import escape, quoteattr
 
 from ...common.fileio import atomic_write
+from ...common.process import run_command
 from ...consistency.watchdog import Watchdog, WatchdogError
 from . import blocks
 from .libvirt import Disk, Domain, LibvirtError, Virsh
@@ -105,6 +106,8 @@ class LiveBackup:
             self.virsh.wait_job(domain.uuid, timeout)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        for disk in disks:
+            detach_backing(point.disk(disk.target))
         return quiesce
 
     def _begin(self, domain: Domain, backup_file: str, checkpoint_file: str) -> Quiesce:
@@ -139,6 +142,14 @@ class LiveBackup:
         if fired:
             return Quiesce(False, "the watchdog thawed the guest after %ds" % self.quiesce_max_seconds, frozen, seconds)
         return Quiesce(True, "", frozen, seconds)
+
+
+def detach_backing(delta: str) -> None:
+    """libvirt gives an incremental target the live disk as its backing file: the point must
+    hold only its own blocks and never name a production disk, so the pointer goes."""
+    result = run_command(["qemu-img", "rebase", "-u", "-f", "qcow2", "-b", "", delta], timeout=120)
+    if not result.ok:
+        raise LibvirtError("qemu-img rebase %s: %s" % (delta, result.stderr_tail()))
 
 
 def write_point_files(point: PointDirectory, document: dict[str, Any], domain_xml: str, checkpoint_xml_text: str,

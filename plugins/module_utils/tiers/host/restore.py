@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ...common.process import CommandResult, run_command
+from ...drill.engine import parse_time
 from ...storage.repository import Repository
 from . import blocks
 from .chain import PointInfo, lineage
@@ -167,3 +168,30 @@ def isolated_domain_xml(original: str, name: str, disks: dict[str, str]) -> str:
 def _read_json(path: str) -> dict:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def choose(points: Sequence[PointInfo], vm: str, point: str = "latest", at: str | None = None) -> PointInfo:
+    """A VM's point (by name or UUID): the latest, one by id (prefix), or the newest at or before `at`."""
+    mine = [p for p in points if vm in (p.vm, p.vm_name)]
+    if not mine:
+        raise RestoreRefused("the repository holds no point of VM %s" % vm)
+    if at:
+        limit = parse_time(at)
+        mine = [p for p in mine if p.time <= limit]
+        if not mine:
+            raise RestoreRefused("VM %s has no point at or before %s" % (vm, at))
+    elif point != "latest":
+        mine = [p for p in mine if p.id.startswith(point)]
+        if len(mine) != 1:
+            raise RestoreRefused("VM %s: %s point(s) match id %s" % (vm, len(mine), point))
+    return max(mine, key=lambda p: (p.time, p.position))
+
+
+def already_restored(directory: str, point: PointInfo) -> bool:
+    """Whether directory holds this point's restore already (a second run changes nothing)."""
+    try:
+        document = _read_json(os.path.join(directory, "point.json"))
+    except (OSError, ValueError):
+        return False
+    return document.get("vm") == point.vm and document.get("checkpoint") == point.checkpoint and all(
+        os.path.isfile(os.path.join(directory, t + ".qcow2")) for t in document.get("disks", {}))

@@ -1,0 +1,98 @@
+# -*- coding: utf-8 -*-
+# Private to restorable.backup: the host tier's planner: whole VMs of the hypervisor backed up
+# into restic repositories (the agent tier's repositories and credentials, a job per target),
+# and restore drills that boot the restored VM on the drill host's hypervisor.
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.restorable.backup.plugins.module_utils.core.layout import DEFAULT_STATUS_DIR, HostLayout
+
+from .agent_drills import AgentDrills
+from .agent_jobs import AgentPlanner
+from .base import Copy, Fleet, TierPlanner, target_copy
+
+DEFAULT_URI = "qemu:///system"
+SCRATCH_DIR = DEFAULT_STATUS_DIR + "/scratch"
+HOST_CHECKS = ["integrity", "freshness", "content", "application"]
+
+
+class HostJobs(AgentPlanner):
+    """Repositories and jobs of the host datasets of one hypervisor."""
+
+    tier = "host"
+
+    def __init__(self, host: str, policy: dict, root: str = "/") -> None:
+        super().__init__(host, policy, root)
+        self.hypervisor = hypervisor_settings(policy, root)
+
+    def job(self, job_name: str, dataset_name: str, dataset: dict, target_name: str) -> dict:
+        job = super().job(job_name, dataset_name, dict(dataset, paths=[]), target_name)  # a host dataset has no paths
+        config = job["config"]
+        config.update(tier="host", paths=[], excludes=[])
+        config.pop("consistency", None)
+        config["options"] = {
+            "vms": dict(dataset["vms"]),
+            "disks": dict(dataset.get("disks") or {}),
+            "quiesce": bool(dataset.get("quiesce", False)),
+            "mode": dataset.get("mode", "incremental"),
+            "libvirt_uri": self.hypervisor["libvirt_uri"],
+            "scratch_dir": self.hypervisor["scratch_dir"],
+        }
+        if dataset.get("full_every"):
+            config["options"]["full_every"] = int(dataset["full_every"])
+        return job
+
+
+def hypervisor_settings(policy: dict, root: str) -> dict[str, str]:
+    settings = policy.get("restorable_hypervisor") or {}
+    return {"libvirt_uri": settings.get("libvirt_uri") or DEFAULT_URI,
+            "scratch_dir": settings.get("scratch_dir") or HostLayout(root).below(SCRATCH_DIR)}
+
+
+class HostDrills(AgentDrills):
+    """Drill entries of a hypervisor's host datasets: the restored VM boots on the drill host."""
+
+    def _entry(self, name: str, drill: dict, dataset_name: str, dataset: dict) -> dict[str, Any]:
+        entry = super()._entry(name, drill, dataset_name, dataset)
+        params = entry["params"]
+        on = params["drill_host"]
+        params.update(tier="host", libvirt_uri=hypervisor_settings(self.fleet.policies[on], self.fleet.root(on))["libvirt_uri"],
+                      guest_commands=[list(c["argv"]) for c in drill.get("guest_commands") or []])
+        params.pop("canary_path", None)
+        params.pop("application", None)
+        if not drill.get("checks"):
+            params["checks"] = list(HOST_CHECKS) + (["custom"] if drill.get("commands") else [])
+        if drill.get("vm"):
+            params["vm"] = drill["vm"]
+        entry["status_file"] = None
+        return entry
+
+
+class HostTierPlanner(TierPlanner):
+    tier = "host"
+
+    def __init__(self, host: str, fleet: Fleet) -> None:
+        super().__init__(host, fleet)
+        self.planner = HostJobs(host, self.policy, fleet.root(host))
+
+    def plan(self) -> dict[str, list]:
+        return dict(super().plan(), repositories=self.planner.repositories())
+
+    def jobs(self) -> list[dict]:
+        return self.planner.jobs()
+
+    def secrets(self) -> list[dict]:
+        return []
+
+    def drills(self) -> list[dict]:
+        return HostDrills(self.planner, self.fleet).entries()
+
+    def describe(self, dataset: dict) -> str:
+        vms = dataset["vms"]
+        selection = "every VM" if vms.get("all") else ", ".join(vms.get("names", []) + vms.get("patterns", []))
+        return "%s backups of %s from the hypervisor" % (dataset.get("mode", "incremental"), selection)
+
+    def copies(self, dataset: dict) -> list[Copy]:
+        targets = self.planner.targets
+        return [target_copy(targets[name]) for name in dataset.get("targets", []) if name in targets]
