@@ -18,7 +18,7 @@ import pytest
 
 import collection_path  # noqa: F401  pylint: disable=unused-import  # ansible_collections.restorable.backup, one root
 
-pytest_plugins = ["fleet.plugin"]
+pytest_plugins = ["fleet.plugin", "hypervisor.plugin"]
 RESTIC_PASSWORD = "system-test-restic-password-0d6f"
 S3_ACCESS_KEY = "AKIASYSTEMTEST0001"
 S3_SECRET_KEY = "system-test-s3-secret-key-7c1e9a"

@@ -21,7 +21,8 @@ _BUCKETS: dict[str, Callable[[datetime.datetime], tuple]] = {
 def keep_by_rules(points: Sequence[Point], rules: dict[str, int]) -> set[str]:
     """The ids the rules keep: for each rule, the newest point of each of its newest N buckets;
     max_age (seconds) keeps every point younger than that, counted back from the newest point."""
-    ordered = sorted(points, key=lambda p: p[1], reverse=True)
+    # Buckets in the host's local time, as restic forget makes them for the agent tier.
+    ordered = sorted(((i, when.astimezone()) for i, when in points), key=lambda p: p[1], reverse=True)
     kept: set[str] = {point_id for point_id, _when in ordered[:int(rules.get("last") or 0)]}
     for rule, bucket in _BUCKETS.items():
         count = int(rules.get(rule) or 0)
@@ -36,5 +37,5 @@ def keep_by_rules(points: Sequence[Point], rules: dict[str, int]) -> set[str]:
     max_age = rules.get("max_age")
     if max_age and ordered:
         newest = ordered[0][1]
-        kept.update(i for i, when in ordered if (newest - when).total_seconds() <= float(max_age))
+        kept.update(i for i, when in ordered if (newest - when).total_seconds() < float(max_age))
     return kept

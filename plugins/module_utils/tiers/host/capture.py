@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -19,6 +21,7 @@ from ...common.process import run_command
 from ...consistency.watchdog import Watchdog, WatchdogError
 from . import blocks
 from .libvirt import Disk, Domain, LibvirtError, Virsh
+from .qmp import QmpClient, QmpError
 
 POINT_FORMAT = 1
 
@@ -77,7 +80,7 @@ def checkpoint_xml(name: str, description: str, disks: Sequence[Disk], all_disks
     lines = ["<domaincheckpoint>", "  <name>%s</name>" % escape(name),
              "  <description>%s</description>" % escape(description), "  <disks>"]
     for disk in all_disks:
-        how = "bitmap" if disk.target in wanted else "no"
+        how = "bitmap" if disk.target in wanted and disk.persistent_bitmaps else "no"
         lines.append("    <disk name=%s checkpoint='%s'/>" % (quoteattr(disk.target), how))
     lines += ["  </disks>", "</domaincheckpoint>"]
     return "\n".join(lines) + "\n"
@@ -147,9 +150,7 @@ class LiveBackup:
 def detach_backing(delta: str) -> None:
     """libvirt gives an incremental target the live disk as its backing file: the point must
     hold only its own blocks and never name a production disk, so the pointer goes."""
-    result = run_command(["qemu-img", "rebase", "-u", "-f", "qcow2", "-b", "", delta], timeout=120)
-    if not result.ok:
-        raise LibvirtError("qemu-img rebase %s: %s" % (delta, result.stderr_tail()))
+    _qemu_img(["rebase", "-u", "-f", "qcow2", "-b", "", delta])
 
 
 def write_point_files(point: PointDirectory, document: dict[str, Any], domain_xml: str, checkpoint_xml_text: str,
@@ -172,3 +173,120 @@ def _try(action: Any) -> bool:
         return True
     except LibvirtError:
         return False
+
+
+class OfflineBackup:
+    """A point of a shut-off (or managed-saved) VM, read from its disks by qemu-storage-daemon:
+    the same block job libvirt runs for a live VM, with the same persistent bitmaps, so the chain
+    goes on incrementally; the new checkpoint is then taught to libvirt. The domain is never started."""
+
+    def __init__(self, virsh: Virsh, monotonic: Any = time.monotonic) -> None:
+        self.virsh = virsh
+        self.monotonic = monotonic
+
+    def take(self, domain: Domain, disks: Sequence[Disk], point: PointDirectory, checkpoint: str, base: str,
+             description: str, timeout: float | None) -> Quiesce:
+        for disk in disks:
+            _qemu_img(["create", "-q", "-f", "qcow2", point.disk(disk.target), str(disk.size)])
+        work = tempfile.mkdtemp(prefix="rbk-qsd-")  # short: a unix socket path holds ~100 bytes
+        try:
+            created = self._run_jobs(domain, disks, point, checkpoint, base, work, timeout)
+            self._teach_libvirt(domain, disks, checkpoint, description, created, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        why = "VM %s%s: read from its disks" % (domain.state, " (saved)" if domain.managed_save else "")
+        return Quiesce(not domain.managed_save, "" if not domain.managed_save else why)
+
+    def _run_jobs(self, domain: Domain, disks: Sequence[Disk], point: PointDirectory, checkpoint: str, base: str,
+                  work: str, timeout: float | None) -> int:
+        monitor = os.path.join(work, "qmp.sock")
+        argv = ["qemu-storage-daemon", "--chardev", "socket,id=qmp,path=%s,server=on,wait=off" % monitor,
+                "--monitor", "chardev=qmp"]
+        for index, disk in enumerate(disks):
+            argv += ["--blockdev", "driver=file,node-name=f%d,filename=%s" % (index, _opt(disk.path)),
+                     "--blockdev", "driver=%s,node-name=d%d,file=f%d" % (disk.driver, index, index),
+                     "--blockdev", "driver=file,node-name=tf%d,filename=%s" % (index, _opt(point.disk(disk.target))),
+                     "--blockdev", "driver=qcow2,node-name=t%d,file=tf%d" % (index, index)]
+        daemon = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  start_new_session=True)
+        client = QmpClient(monitor)
+        try:
+            client.connect()
+            actions = []
+            for index, disk in enumerate(disks):
+                # Kept after they end (auto-dismiss off), so that their outcome can be read.
+                backup = {"device": "d%d" % index, "target": "t%d" % index, "job-id": "j%d" % index, "sync": "full",
+                          "auto-dismiss": False}
+                if base:
+                    backup.update(sync="bitmap", bitmap=base, **{"bitmap-mode": "never"})
+                actions.append({"type": "blockdev-backup", "data": backup})
+                if disk.persistent_bitmaps:
+                    actions.append({"type": "block-dirty-bitmap-add",
+                                    "data": {"node": "d%d" % index, "name": checkpoint, "persistent": True}})
+            client.execute("transaction", {"actions": actions})
+            self._wait(client, len(disks), timeout)
+            created = int(time.time())
+            client.execute("quit")  # writes the persistent bitmaps back into the images
+        except QmpError as exc:
+            client.close()
+            raise LibvirtError("offline backup of %s: %s %s" % (domain.name, exc, _reap(daemon))) from None
+        client.close()
+        _reap(daemon)
+        return created
+
+    def _wait(self, client: QmpClient, count: int, timeout: float | None) -> None:
+        deadline = self.monotonic() + timeout if timeout else None
+        while True:
+            jobs = client.execute("query-jobs")
+            if len(jobs) < count:
+                raise QmpError("%d of %d block jobs are gone" % (count - len(jobs), count))
+            if all(job["status"] == "concluded" for job in jobs):
+                failed = [job for job in jobs if job.get("error")]
+                if failed:
+                    raise QmpError("block job failed: %s" % failed[0]["error"])
+                return
+            if deadline is not None and self.monotonic() > deadline:
+                raise QmpError("block jobs did not end within %ds" % timeout)
+            time.sleep(0.1)
+
+    def _teach_libvirt(self, domain: Domain, disks: Sequence[Disk], checkpoint: str, description: str,
+                       created: int, work: str) -> None:
+        wanted = {d.target for d in disks}
+        parents = self.virsh.checkpoints(domain.uuid)
+        lines = ["<domaincheckpoint>", "  <name>%s</name>" % escape(checkpoint),
+                 "  <description>%s</description>" % escape(description),
+                 "  <creationTime>%d</creationTime>" % created]
+        if parents:
+            lines.append("  <parent><name>%s</name></parent>" % escape(parents[-1]))
+        lines.append("  <disks>")
+        for disk in domain.disks:
+            if disk.target in wanted and disk.persistent_bitmaps:
+                lines.append("    <disk name=%s checkpoint='bitmap' bitmap=%s/>" % (quoteattr(disk.target),
+                                                                                  quoteattr(checkpoint)))
+            else:
+                lines.append("    <disk name=%s checkpoint='no'/>" % quoteattr(disk.target))
+        lines += ["  </disks>", domain.xml, "</domaincheckpoint>"]
+        path = os.path.join(work, "checkpoint.xml")
+        atomic_write(path, "\n".join(lines) + "\n")
+        self.virsh.redefine_checkpoint(domain.uuid, path, validate=False)
+
+
+def _opt(value: str) -> str:
+    """A path inside a qemu option string: commas are doubled."""
+    return value.replace(",", ",,")
+
+
+def _reap(process: subprocess.Popen) -> str:
+    """Wait for the daemon to end (killed when it does not); what it said on stderr."""
+    try:
+        _out, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _out, err = process.communicate()
+    return err.decode("utf-8", "replace").strip()[-300:]
+
+
+def _qemu_img(args: list[str]) -> None:
+    result = run_command(["qemu-img"] + args, timeout=300)
+    if not result.ok:
+        raise LibvirtError("qemu-img %s: %s" % (args[0], result.stderr_tail()))

@@ -33,7 +33,8 @@ class PointInfo:
     disks: dict[str, int] = field(default_factory=dict)  # target -> virtual size
 
     def tags(self) -> list[str]:
-        tags = ["vm:" + self.vm, "vmname:" + self.vm_name, "kind:" + self.kind, "chain:" + self.chain,
+        # restic splits --tag values at commas: a name keeps its other characters only.
+        tags = ["vm:" + self.vm, "vmname:" + self.vm_name.replace(",", "_"), "kind:" + self.kind, "chain:" + self.chain,
                 "pos:%d" % self.position, "cp:" + self.checkpoint, "cptime:" + self.checkpoint_time]
         if self.base:
             tags.append("base:" + self.base)

@@ -18,10 +18,10 @@ from ...core.retention import keep_by_rules
 from ...core.runner import nth_backup
 from ...storage.factory import open_repository
 from ...storage.repository import Repository, RepositoryError
-from .capture import LiveBackup, PointDirectory, Quiesce, write_point_files
+from .capture import LiveBackup, OfflineBackup, PointDirectory, Quiesce, write_point_files
 from .chain import CHECKPOINT_PREFIX, FULL, PointInfo, PointPlan, full, needed, plan_point, points_by_vm
 from .drill import run_host_drill
-from .libvirt import Domain, LibvirtError, Virsh
+from .libvirt import OFFLINE_STATES, Domain, LibvirtError, Virsh
 from .options import HostOptions
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,8 @@ class HostDriver(TierDriver):
         disks = self.options.disks(domain)
         if not disks:
             raise VmFailed("VM %s: no disk selected" % domain.name)
-        if not domain.live:
-            raise VmFailed("VM %s is %s: offline backups are not supported yet" % (domain.name, domain.state))
+        if not domain.live and domain.state not in OFFLINE_STATES:
+            raise VmFailed("VM %s is %s: neither running, paused nor shut off" % (domain.name, domain.state))
         points = self.stored.get(domain.uuid, [])
         plan = self._plan(domain, disks, points)
         point = PointDirectory(self.options.staging(self.config.dataset, domain.uuid))
@@ -161,8 +161,7 @@ class HostDriver(TierDriver):
                                      secrets.token_hex(2))
         point.reset()
         log.info("VM %s: %s point (%s)", domain.name, plan.kind, plan.reason or "chain continues")
-        backup = LiveBackup(self.virsh, self.options.quiesce, self.options.quiesce_max_seconds,
-                            os.path.join(config.status_dir, "%s.watchdog.log" % config.dataset), run.monotonic)
+        backup = self._backup_for(domain, run)
         try:
             quiesce = backup.take(domain, disks, point, checkpoint, plan.base,
                                   "restorable %s %s point" % (config.dataset, plan.kind), run.time_left())
@@ -170,6 +169,12 @@ class HostDriver(TierDriver):
         except BaseException:
             self._drop_checkpoint(domain, checkpoint)  # the next run starts from the last stored point
             raise
+
+    def _backup_for(self, domain: Domain, run: RunContext) -> LiveBackup | OfflineBackup:
+        if not domain.live:
+            return OfflineBackup(self.virsh, run.monotonic)
+        return LiveBackup(self.virsh, self.options.quiesce, self.options.quiesce_max_seconds,
+                          os.path.join(self.config.status_dir, "%s.watchdog.log" % self.config.dataset), run.monotonic)
 
     def _store(self, run: RunContext, domain: Domain, disks: list, plan: PointPlan, point: PointDirectory,
                checkpoint: str, quiesce: Quiesce, now: datetime.datetime) -> dict[str, Any]:

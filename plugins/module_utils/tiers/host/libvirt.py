@@ -107,9 +107,9 @@ class Virsh:
     def checkpoint_xml(self, uuid: str, name: str) -> str:
         return self.run("checkpoint-dumpxml", uuid, name).stdout
 
-    def redefine_checkpoint(self, uuid: str, xml_path: str) -> None:
-        """Teach libvirt a checkpoint from its stored XML; libvirt checks that the bitmaps exist."""
-        self.run("checkpoint-create", uuid, xml_path, "--redefine", "--redefine-validate")
+    def redefine_checkpoint(self, uuid: str, xml_path: str, validate: bool = True) -> None:
+        """Teach libvirt a checkpoint from its XML; with validate, libvirt checks that the bitmaps exist."""
+        self.run("checkpoint-create", uuid, xml_path, "--redefine", *(["--redefine-validate"] if validate else []))
 
     def delete_checkpoint(self, uuid: str, name: str, metadata_only: bool = False) -> None:
         args = ["checkpoint-delete", uuid, name] + (["--metadata"] if metadata_only else [])

@@ -160,8 +160,18 @@ def isolated_domain_xml(original: str, name: str, disks: dict[str, str]) -> str:
             driver.set("type", "qcow2")
         for extra in disk.findall("backingStore"):
             disk.remove(extra)
+    for graphics in devices.findall("graphics"):
+        # A fixed display port of the original would make the copy fail to start beside it.
+        graphics.set("autoport", "yes")
+        for attribute in ("port", "tlsPort", "websocket"):
+            graphics.attrib.pop(attribute, None)
     for element in root.findall("seclabel"):
         root.remove(element)
+    for nvram in root.findall("./os/nvram"):  # the original's UEFI variables: libvirt makes new ones from the template
+        nvram.text = None
+        nvram.attrib.pop("type", None)  # <nvram type='file'><source file=.../></nvram> of newer libvirt
+        for child in list(nvram):
+            nvram.remove(child)
     return ET.tostring(root, encoding="unicode")
 
 

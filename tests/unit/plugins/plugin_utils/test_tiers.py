@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 """The tier registry: what has no planner is said (host, field path, tier), scores nothing, and
-the plan describes only what a planner does; each host is planned once per play."""
+the plan describes only what a planner does; each host is planned once per play. This version
+plans the agent and host tiers; cdp is the example of a tier without a planner."""
 from __future__ import annotations
 
 import copy
@@ -22,6 +23,7 @@ from ansible_collections.restorable.backup.plugins.plugin_utils.policy.validator
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers import REGISTRY, TIERS, Tiers  # noqa: E402
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.agent import AgentTierPlanner  # noqa: E402
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.base import Fleet  # noqa: E402
+from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.host import HostTierPlanner  # noqa: E402
 
 SECRET = "{{ vault_pw }}"
 POLICY = {
@@ -39,8 +41,8 @@ POLICY = {
                  "targets": ["usb"], "retention": {"max_age": "7d"}},
     },
     "restorable_drills": {
-        "weekly": {"datasets": ["www", "vms"], "calendar": "weekly"},
-        "vms-only": {"datasets": ["vms"], "calendar": "weekly"},
+        "weekly": {"datasets": ["www", "vms", "data"], "calendar": "weekly"},
+        "data-only": {"datasets": ["data"], "calendar": "weekly"},
     },
 }
 NOT_APPLIED = "validated, not applied: tier %s is not supported by this version"
@@ -57,29 +59,27 @@ def validate(document: dict, tiers: Tiers | None = TIERS):
     return FleetValidator(tiers=tiers).validate({"hv01": document})
 
 
-def test_the_agent_tier_is_the_only_planner_of_this_version():
-    assert dict(REGISTRY) == {"agent": AgentTierPlanner}
-    assert [TIERS.supports(t) for t in ("agent", "host", "cdp", "array")] == [True, False, False, False]
+def test_the_agent_and_host_tiers_are_the_planners_of_this_version():
+    assert dict(REGISTRY) == {"agent": AgentTierPlanner, "host": HostTierPlanner}
+    assert [TIERS.supports(t) for t in ("agent", "host", "cdp", "array")] == [True, True, False, False]
 
 
 def test_a_dataset_or_drill_without_a_planner_is_a_warning_naming_host_field_path_and_tier():
     report = validate(policy())
     assert {p.severity for p in report.problems} == {WARNING} and not report.errors
     assert report.lines() == [
-        "warning: hv01: restorable_datasets.vms: " + NOT_APPLIED % "host",
         "warning: hv01: restorable_datasets.data: " + NOT_APPLIED % "cdp",
-        "warning: hv01: restorable_drills.weekly.datasets[1]: " + NOT_APPLIED % "host",
-        "warning: hv01: restorable_drills.vms-only.datasets[0]: " + NOT_APPLIED % "host",
+        "warning: hv01: restorable_drills.weekly.datasets[2]: " + NOT_APPLIED % "cdp",
+        "warning: hv01: restorable_drills.data-only.datasets[0]: " + NOT_APPLIED % "cdp",
     ]
 
 
 def test_the_compliance_setting_makes_it_an_error():
     report = validate(policy(unsupported_tiers="error"))
     assert [(p.severity, p.line()) for p in report.problems] == [
-        (ERROR, "hv01: restorable_datasets.vms: " + NOT_APPLIED % "host"),
         (ERROR, "hv01: restorable_datasets.data: " + NOT_APPLIED % "cdp"),
-        (ERROR, "hv01: restorable_drills.weekly.datasets[1]: " + NOT_APPLIED % "host"),
-        (ERROR, "hv01: restorable_drills.vms-only.datasets[0]: " + NOT_APPLIED % "host"),
+        (ERROR, "hv01: restorable_drills.weekly.datasets[2]: " + NOT_APPLIED % "cdp"),
+        (ERROR, "hv01: restorable_drills.data-only.datasets[0]: " + NOT_APPLIED % "cdp"),
     ]
     assert not validate(policy(unsupported_tiers="warn")).errors
 
@@ -106,43 +106,48 @@ def test_without_a_registry_the_policy_is_validated_as_written():
 
 def test_3_2_1_1_0_leaves_out_what_no_planner_makes():
     report = validate(policy())
-    assert sorted(report.compliance["hv01"]) == ["www"]
-    # The drill of vms (weekly) counts for www alone; vms-only counts for nothing.
+    assert sorted(report.compliance["hv01"]) == ["vms", "www"]
+    # The drill of data (weekly) counts for www and vms alone; data-only counts for nothing.
     assert report.compliance["hv01"]["www"]["score"] == "5/5"
+    assert report.compliance["hv01"]["vms"]["score"] == "5/5"
 
 
 def test_3_2_1_1_0_counts_copies_and_drills_only_where_a_planner_makes_them():
     document = policy(rule_3_2_1_1_0="enforce")
     document["restorable_datasets"]["www"]["enabled"] = False  # planned by no one: no copy, no drill
     assert ComplianceScorer("hv01", document).scores()[0].score == "5/5"  # as written
-    (score,) = ComplianceScorer("hv01", document, TIERS).scores()
-    assert (score.dataset, score.score) == ("www", "0/5")
+    scores = {s.dataset: s.score for s in ComplianceScorer("hv01", document, TIERS).scores()}
+    assert scores == {"www": "0/5", "vms": "5/5"}  # data (cdp) has no planner: no score at all
 
 
 def test_a_registered_planner_is_what_makes_a_tier_count():
-    class HostPlanner(AgentTierPlanner):
-        tier = "host"
+    class CdpPlanner(AgentTierPlanner):
+        tier = "cdp"
 
-    tiers = Tiers({"agent": AgentTierPlanner, "host": HostPlanner})
+    tiers = Tiers({"agent": AgentTierPlanner, "cdp": CdpPlanner})
     report = validate(policy(), tiers)
-    assert sorted(report.compliance["hv01"]) == ["vms", "www"]
-    assert [p.path for p in report.problems] == [("restorable_datasets", "data")]
+    assert sorted(report.compliance["hv01"]) == ["data", "www"]
+    assert [p.path for p in report.problems] == [("restorable_datasets", "vms"), ("restorable_drills", "weekly", "datasets", 1)]
 
 
 def test_plan_prints_the_warning_line_not_a_mechanism():
     lines = plan_lines(policy(), {"www": {"score": "5/5"}}, "hv01")
     assert lines == [
         "warning: hv01: restorable_datasets.data: " + NOT_APPLIED % "cdp",
-        "warning: hv01: restorable_datasets.vms: " + NOT_APPLIED % "host",
+        "dataset vms (host tier): incremental backups of every VM from the hypervisor",
+        "  copy to nas (local /srv/restic)",
+        "  copy to cloud (s3 s3:aws/acme-backup)",
+        "  when: *-*-* 01:00:00",
+        "  keep: daily 7",
         "dataset www (agent tier): restic backup of /srv/www",
         "  copy to nas (local /srv/restic)",
         "  copy to cloud (s3 s3:aws/acme-backup)",
         "  when: *-*-* 01:00:00",
         "  keep: daily 7",
         "  3-2-1-1-0: 5/5",
-        "warning: hv01: restorable_drills.vms-only.datasets[0]: " + NOT_APPLIED % "host",
-        "drill weekly: restore www weekly on the source host",
-        "warning: hv01: restorable_drills.weekly.datasets[1]: " + NOT_APPLIED % "host",
+        "warning: hv01: restorable_drills.data-only.datasets[0]: " + NOT_APPLIED % "cdp",
+        "drill weekly: restore www, vms weekly on the source host",
+        "warning: hv01: restorable_drills.weekly.datasets[2]: " + NOT_APPLIED % "cdp",
     ]
     assert not [line for line in lines if "VM backup" in line or "recovery point" in line]
 
@@ -201,7 +206,7 @@ def test_each_host_is_read_once_for_every_task_of_a_play(hosts):
             drill_plan(hostvars, host)
     # Planned per task, every host would be walked hosts * tasks times.
     assert hostvars.walks == {host: 1 for host in hostvars}
-    assert drill_plan(hostvars, "host000")["drills"] == hosts
+    assert drill_plan(hostvars, "host000")["drills"] == 2 * hosts  # www and vms of every host
 
 
 def test_another_play_plans_again():
@@ -214,7 +219,8 @@ def test_another_play_plans_again():
 def test_fleet_plan_gives_each_host_its_tiers_and_drills():
     hostvars = CountingHostvars(fleet(4))
     plans = fleet_plan(hostvars, list(hostvars))
-    assert sorted(plans["host001"]["tiers"]) == ["agent"]
+    assert sorted(plans["host001"]["tiers"]) == ["agent", "host"]
     assert [j["name"] for j in plans["host001"]["tiers"]["agent"]["jobs"]] == ["www", "www-cloud"]
-    assert plans["host000"]["drills"]["drills"] == 4 and plans["host001"]["drills"]["drills"] == 0
+    assert [j["name"] for j in plans["host001"]["tiers"]["host"]["jobs"]] == ["vms", "vms-cloud"]
+    assert plans["host000"]["drills"]["drills"] == 8 and plans["host001"]["drills"]["drills"] == 0
     assert hostvars.walks == {host: 1 for host in hostvars}

@@ -11,6 +11,7 @@ from ansible_collections.restorable.backup.plugins.module_utils.runtime.registry
     TIERS, UnsupportedTier, run_drill, runner_for)
 from ansible_collections.restorable.backup.plugins.module_utils.runtime.standalone import standalone_sources
 from ansible_collections.restorable.backup.plugins.module_utils.tiers.agent.driver import AgentDriver
+from ansible_collections.restorable.backup.plugins.module_utils.tiers.host.driver import HostDriver
 
 
 def job(tmp_path, tier: str) -> dict:
@@ -23,16 +24,27 @@ def test_a_job_runs_with_its_tiers_driver(tmp_path):
     assert isinstance(runner.driver, AgentDriver) and runner.driver.tier == "agent"
 
 
+def test_this_version_runs_the_agent_and_host_tiers():
+    assert sorted(TIERS) == ["agent", "host"]
+    assert TIERS["host"] is HostDriver and HostDriver.tier == "host"
+
+
+def test_a_host_job_runs_with_the_host_driver(tmp_path):
+    config = dict(job(tmp_path, "host"), paths=[], options={"vms": {"names": ["erp01"]}})
+    runner = runner_for(JobConfig.from_dict(config))
+    assert isinstance(runner.driver, HostDriver) and runner.driver.options.vms.names == ["erp01"]
+
+
 def test_a_job_of_a_tier_this_version_does_not_run_is_refused_by_name(tmp_path):
-    with pytest.raises(UnsupportedTier, match=r"^tier host is not supported by this version \(it runs: agent\)$"):
-        runner_for(JobConfig.from_dict(job(tmp_path, "host")))
+    with pytest.raises(UnsupportedTier, match=r"^tier cdp is not supported by this version \(it runs: agent, host\)$"):
+        runner_for(JobConfig.from_dict(job(tmp_path, "cdp")))
 
 
 def test_the_command_line_refuses_it_without_a_traceback(tmp_path, capsys):
     config = tmp_path / "vms.json"
     config.write_text(__import__("json").dumps(job(tmp_path, "cdp")))
     assert cli.main(["run", "--config", str(config), "--quiet"]) == 2
-    assert capsys.readouterr().err == "restorable-agent: error: tier cdp is not supported by this version (it runs: agent)\n"
+    assert capsys.readouterr().err == "restorable-agent: error: tier cdp is not supported by this version (it runs: agent, host)\n"
     assert not (tmp_path / "status").exists(), "nothing ran"
 
 
