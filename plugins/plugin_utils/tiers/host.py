@@ -18,13 +18,17 @@ HOST_CHECKS = ["integrity", "freshness", "content", "application"]
 
 
 class HostJobs(AgentPlanner):
-    """Repositories and jobs of the host datasets of one hypervisor."""
+    """Repositories and jobs of the host datasets a hypervisor runs itself (no proxy_host)."""
 
     tier = "host"
 
     def __init__(self, host: str, policy: dict, root: str = "/") -> None:
         super().__init__(host, policy, root)
         self.hypervisor = hypervisor_settings(policy, root)
+        self.libvirt_uri = self.hypervisor["libvirt_uri"]
+
+    def tier_datasets(self) -> list:
+        return [(n, d) for n, d in super().tier_datasets() if not d.get("proxy_host")]
 
     def job(self, job_name: str, dataset_name: str, dataset: dict, target_name: str) -> dict:
         job = super().job(job_name, dataset_name, dict(dataset, paths=[]), target_name)  # a host dataset has no paths
@@ -36,7 +40,7 @@ class HostJobs(AgentPlanner):
             "disks": dict(dataset.get("disks") or {}),
             "quiesce": bool(dataset.get("quiesce", False)),
             "mode": dataset.get("mode", "incremental"),
-            "libvirt_uri": self.hypervisor["libvirt_uri"],
+            "libvirt_uri": self.libvirt_uri,
             "scratch_dir": self.hypervisor["scratch_dir"],
         }
         if dataset.get("full_every"):
@@ -44,9 +48,36 @@ class HostJobs(AgentPlanner):
         return job
 
 
+class ProxiedJobs(HostJobs):
+    """A hypervisor's datasets whose proxy_host is `proxy`, as jobs of the proxy (the VCB model):
+    the proxy drives the hypervisor's libvirt remotely, libvirt pushes the changed blocks to the
+    scratch directory both share, and the proxy digests, compresses, encrypts and uploads them.
+    Same repositories and points as if the hypervisor ran them; credentials and status live on the proxy."""
+
+    def __init__(self, hypervisor: str, policy: dict, hypervisor_root: str, proxy: str, proxy_root: str) -> None:
+        super().__init__(hypervisor, policy, hypervisor_root)
+        self.proxy = proxy
+        layout = HostLayout(proxy_root)
+        self.secrets_dir, self.status_dir, self.metrics_dir = layout.secrets_dir, layout.status_dir, layout.metrics_dir
+        self.libvirt_uri = self.hypervisor["remote_uri"]
+
+    def tier_datasets(self) -> list:
+        return [(n, d) for n, d in AgentPlanner.tier_datasets(self) if d.get("proxy_host") == self.proxy]
+
+    def jobs(self) -> list:
+        jobs = []
+        for job in super().jobs():
+            # One proxy serves many hypervisors: their job names must not meet.
+            job["name"] = job["config"]["dataset"] = "%s-%s" % (job["name"], self.host)
+            job["config"]["tags"] = sorted(set(job["config"]["tags"]) | {"dataset:%s" % job["dataset"]})
+            jobs.append(job)
+        return jobs
+
+
 def hypervisor_settings(policy: dict, root: str) -> dict[str, str]:
     settings = policy.get("restorable_hypervisor") or {}
-    return {"libvirt_uri": settings.get("libvirt_uri") or DEFAULT_URI,
+    uri = settings.get("libvirt_uri") or DEFAULT_URI
+    return {"libvirt_uri": uri, "remote_uri": settings.get("remote_uri") or uri,
             "scratch_dir": settings.get("scratch_dir") or HostLayout(root).below(SCRATCH_DIR)}
 
 
@@ -76,11 +107,22 @@ class HostTierPlanner(TierPlanner):
         super().__init__(host, fleet)
         self.planner = HostJobs(host, self.policy, fleet.root(host))
 
+    def proxied(self) -> list[ProxiedJobs]:
+        """The hypervisors whose host datasets name this host as their proxy."""
+        planners = []
+        for name in sorted(self.fleet.policies):
+            datasets = (self.fleet.policies[name].get("restorable_datasets") or {}).values()
+            if any(d.get("tier") == self.tier and d.get("proxy_host") == self.host for d in datasets):
+                planners.append(ProxiedJobs(name, self.fleet.policies[name], self.fleet.root(name), self.host,
+                                            self.fleet.root(self.host)))
+        return planners
+
     def plan(self) -> dict[str, list]:
-        return dict(super().plan(), repositories=self.planner.repositories())
+        repositories = self.planner.repositories() + [r for p in self.proxied() for r in p.repositories()]
+        return dict(super().plan(), repositories=repositories)
 
     def jobs(self) -> list[dict]:
-        return self.planner.jobs()
+        return self.planner.jobs() + [job for p in self.proxied() for job in p.jobs()]
 
     def secrets(self) -> list[dict]:
         return []

@@ -14,6 +14,7 @@ from typing import Any
 
 from ...common.process import read_env_file, read_secret_file
 from ...core.driver import RunContext, RunFailed, RunRecord, TierDriver, iso
+from ...core.jobspec import DATASET_TAG_PREFIX
 from ...core.retention import keep_by_rules
 from ...core.runner import nth_backup
 from ...storage.factory import open_repository
@@ -42,6 +43,9 @@ class HostDriver(TierDriver):
         self.virsh = Virsh(self.options.libvirt_uri)
         self.repo: Repository | None = None
         self.stored: dict[str, list[PointInfo]] = {}
+        # Points are found by the dataset's own tag: the jobs of a proxy (one per hypervisor) and
+        # the hypervisors a VM moves between all continue the same chains.
+        self.chain_tag = next((t for t in config.tags if t.startswith(DATASET_TAG_PREFIX)), config.dataset_tag)
 
     def record_details(self) -> dict[str, Any]:
         return {"repository": self.config.repository, "vms": [], "absent_vms": [], "retention": None, "check": None}
@@ -62,7 +66,7 @@ class HostDriver(TierDriver):
         if run.interrupted or int(run.previous.get("consecutive_failures") or 0) > 0:
             self.repo.unlock()
         try:
-            self.stored = points_by_vm(self.repo.snapshots(tags=[config.dataset_tag]))
+            self.stored = points_by_vm(self.repo.snapshots(tags=[self.chain_tag]))
         except RepositoryError as exc:
             raise RunFailed("repository %s: %s" % (config.repository, exc)) from None
 
@@ -194,7 +198,7 @@ class HostDriver(TierDriver):
             summary = self.repo.backup([point.path], host=config.host, tags=tags, timeout=run.time_left())
         except RepositoryError as exc:
             raise RunFailed("VM %s: storing the point failed: %s" % (domain.name, exc)) from None
-        self._drop_older_checkpoints(domain, info)
+        self._drop_older_checkpoints(domain, info, plan.base if plan.redefine else "")
         return {"uuid": domain.uuid, "name": domain.name, "state": domain.state, "result": "success",
                 "kind": plan.kind, "reason": plan.reason, "chain": info.chain, "position": plan.position,
                 "checkpoint": checkpoint, "point": summary.snapshot_id, "bytes_added": summary.data_added,
@@ -202,12 +206,13 @@ class HostDriver(TierDriver):
                 "consistency_reason": quiesce.reason, "frozen_filesystems": quiesce.frozen,
                 "freeze_seconds": quiesce.seconds, "disks": sorted(d.target for d in disks)}
 
-    def _drop_older_checkpoints(self, domain: Domain, point: PointInfo) -> None:
-        """Keep the checkpoints the next point may start from: this one and its chain's full."""
+    def _drop_older_checkpoints(self, domain: Domain, point: PointInfo, redefined: str) -> None:
+        """Keep the checkpoints the next point may start from: this one and its chain's full.
+        Only this job's own go, and the one taught from another hypervisor's point."""
         mine = CHECKPOINT_PREFIX + self.config.dataset + "-"
         keep = {point.checkpoint, point.chain}
         for name in self.virsh.checkpoints(domain.uuid):
-            if name.startswith(mine) and name not in keep:
+            if (name.startswith(mine) or name == redefined) and name not in keep:
                 self._drop_checkpoint(domain, name)
 
     def _drop_checkpoint(self, domain: Domain, name: str) -> None:
@@ -237,7 +242,7 @@ class HostDriver(TierDriver):
     def _apply_retention(self, run: RunContext) -> None:
         """The keep rules per VM, widened to whole chains: no kept point ever loses a point it needs."""
         try:
-            by_vm = points_by_vm(self.repo.snapshots(tags=[self.config.dataset_tag]))
+            by_vm = points_by_vm(self.repo.snapshots(tags=[self.chain_tag]))
         except RepositoryError as exc:
             raise RunFailed("retention: %s" % exc) from None
         remove: list[str] = []
