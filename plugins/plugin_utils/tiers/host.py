@@ -8,7 +8,7 @@ from typing import Any
 
 from ansible_collections.restorable.backup.plugins.module_utils.core.layout import DEFAULT_STATUS_DIR, HostLayout
 
-from .agent_drills import AgentDrills
+from .agent_drills import AgentDrills, secret_stem
 from .agent_jobs import AgentPlanner
 from .base import Copy, Fleet, TierPlanner, target_copy
 
@@ -63,6 +63,16 @@ class ProxiedJobs(HostJobs):
 
     def tier_datasets(self) -> list:
         return [(n, d) for n, d in AgentPlanner.tier_datasets(self) if d.get("proxy_host") == self.proxy]
+
+    def repository(self, name: str) -> dict:
+        """Credentials under names of their own: hypervisors may name different repositories alike."""
+        spec = super().repository(name)
+        stem = secret_stem(self.host, name)
+        spec.update(name=stem, password_file="%s/%s.password" % (self.secrets_dir, stem),
+                    options=self._options(stem, self.targets[name]))
+        if spec["env_file"]:
+            spec["env_file"] = "%s/%s.env" % (self.secrets_dir, stem)
+        return spec
 
     def jobs(self) -> list:
         jobs = []

@@ -132,3 +132,24 @@ def test_the_plan_describes_the_host_dataset():
     dataset = HV01["restorable_datasets"]["vms"]
     assert planner().describe(dataset) == "differential backups of erp01, web-* from the hypervisor"
     assert [c.media for c in planner().copies(dataset)] == ["disk", "object storage"]
+
+
+def test_a_proxied_dataset_runs_on_its_proxy_one_job_per_hypervisor():
+    fleet_policies = policies(libvirt_uri="qemu:///system", remote_uri="qemu+ssh://root@hv01/system",
+                              scratch_dir="/san/scratch")
+    fleet_policies["hv01"]["restorable_datasets"]["vms"]["proxy_host"] = "hv02"
+    fleet = Fleet(fleet_policies, ROOTS)
+
+    assert HostTierPlanner("hv01", fleet).jobs() == []  # the hypervisor only exposes its VMs
+    proxy = HostTierPlanner("hv02", fleet)
+    jobs = proxy.jobs()
+    assert [job["name"] for job in jobs] == ["vms-hv01", "vms-cloud-hv01"]
+    config = JobConfig.from_dict(jobs[0]["config"])
+    assert (config.dataset, config.host, config.tier) == ("vms-hv01", "hv01", "host")
+    assert "dataset:vms" in config.tags  # chains are found across the hypervisors' jobs
+    assert config.password_file == "/hosts/hv02/etc/restorable/secrets/hv01-nas.password"  # on the proxy, apart from its own
+    assert config.status_dir == "/hosts/hv02/var/lib/restorable"
+    options = HostOptions.from_config(config)
+    assert (options.libvirt_uri, options.scratch_dir) == ("qemu+ssh://root@hv01/system", "/san/scratch")
+    assert [(r["name"], r["url"]) for r in proxy.plan()["repositories"]] == [
+        ("hv01-cloud", "s3:https://s3.example.org/acme/hv01"), ("hv01-nas", "/srv/restic")]
