@@ -23,13 +23,21 @@ ANSIBLE_TEST := cd $(COLLECTION_COPY) && ansible-test
 deps:
 	scripts/bootstrap
 
+# The demo's hypervisor (a private libvirtd with one VM, below the demo root) is stopped
+# whatever the playbook's outcome.
+DEMO_HYPERVISOR := scripts/demo-hypervisor
+DEMO_HYPERVISOR_ROOT := /var/tmp/restorable-demo/hypervisor
+
 demo: deps
-	ansible-playbook -i inventories/demo playbooks/demo.yml
+	$(DEMO_HYPERVISOR) start $(DEMO_HYPERVISOR_ROOT)
+	ansible-playbook -i inventories/demo playbooks/demo.yml || rc=$$?; \
+	  $(DEMO_HYPERVISOR) stop $(DEMO_HYPERVISOR_ROOT); exit $${rc:-0}
 
 # Everything the demo writes is below demo_root (inventories/demo/group_vars/all/main.yml), and
 # it leaves nothing running (its schedules are written, not activated): removing that one
 # directory starts afresh. A literal path, so that no variable can widen what is removed.
 demo-clean:
+	$(DEMO_HYPERVISOR) stop $(DEMO_HYPERVISOR_ROOT)
 	rm -rf -- /var/tmp/restorable-demo
 
 test: deps sanity units lint pytest

@@ -25,6 +25,7 @@ GUARDED = {
     "tests.system.drill.test_drill_schedule.test_systemd_runs_the_drill_service_on_a_real_systemd_host":
         "the systemd-nspawn host (root)",
     "tests.system.hypervisor": "private libvirtd instances and a real guest (root)",
+    "tests.system.host": "the host tier on private libvirtd instances with a real guest (root)",
 }
 # The systemd_host fixture's skip messages start with this, in whichever file a test uses it.
 GUARDED_SKIP_MESSAGE = "systemd_host"

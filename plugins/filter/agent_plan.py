@@ -6,13 +6,14 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 name: agent_plan
-short_description: The repositories and jobs of a host's agent tier
+short_description: The repositories and jobs of a host's restic tiers (agent and host)
 version_added: 0.1.0
 description:
-  - Turns a host's validated C(restorable_*) variables into what the agent tier applies on it
-    the repositories to initialise, with the credentials to place, and the jobs to schedule.
-  - Used by the C(restorable.backup.agent) role; secrets are part of the result, so never
-    print it.
+  - Turns a host's validated C(restorable_*) variables into what its agent and host tiers apply
+    on it: the repositories to initialise, with the credentials to place, and the jobs to
+    schedule (a host dataset's jobs that run on a O(host)'s proxy are not among them).
+  - Used by the C(restorable.backup.drill) playbook for the repositories' credentials; secrets
+    are part of the result, so never print it.
 author:
   - Restorable maintainers (@restorable)
 options:
@@ -45,14 +46,17 @@ _value:
 """
 
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.agent_jobs import AgentPlanner
+from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.host import HostJobs
 from ansible_collections.restorable.backup.plugins.plugin_utils.inventory_policy import plain
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.validator import VARIABLE_PREFIX
 
 
 def agent_plan(variables, host, root="/"):
     policy = {k: plain(variables[k]) for k in variables.keys() if isinstance(k, str) and k.startswith(VARIABLE_PREFIX)}
-    planner = AgentPlanner(host, policy, root)
-    return {"repositories": planner.repositories(), "jobs": planner.jobs(), "secrets": planner.secrets()}
+    planners = [AgentPlanner(host, policy, root), HostJobs(host, policy, root)]
+    repositories = {r["name"]: r for planner in planners for r in planner.repositories()}
+    return {"repositories": [repositories[name] for name in sorted(repositories)],
+            "jobs": [job for planner in planners for job in planner.jobs()], "secrets": planners[0].secrets()}
 
 
 class FilterModule:

@@ -10,8 +10,8 @@ module: drill
 short_description: Restore one dataset into a sandbox, verify it in layers and measure RTO and RPO
 version_added: 0.1.0
 description:
-  - Runs one restore drill of one agent dataset on the host where the restore happens (the drill
-    host). It chooses a recovery point (latest, random within N days with a seed, or the one at
+  - Runs one restore drill of one agent or host dataset on the host where the restore happens
+    (the drill host). It chooses a recovery point (latest, random within N days with a seed, or the one at
     or before a time), restores it or a sample of its files with C(restic restore --verify) into
     a new directory below O(sandbox), verifies it in layers and removes the restored files again,
     also when the drill fails.
@@ -22,6 +22,11 @@ description:
     application layer, wall time). Each is reported as ok, failed or skipped with a message.
   - A sandbox that is, is inside or contains one of O(protected_paths) is refused before
     anything is written.
+  - A host dataset's drill (O(tier=host)) restores one VM's point, its chain merged, into the
+    sandbox; its content layer runs C(qemu-img check) and compares every block with the digests
+    taken with the points, and its application layer boots the restored VM isolated (new name and
+    UUID, no network) on O(libvirt_uri) until its guest agent answers, runs O(guest_commands) in
+    it, then destroys and undefines it. See docs/host-tier.md.
   - The drill record it returns is what M(restorable.backup.drill_report) keeps as evidence.
 author:
   - Restorable maintainers (@restorable)
@@ -34,6 +39,27 @@ options:
     description: The job name of the dataset (its snapshots carry the tag C(dataset:<name>)).
     type: str
     required: true
+  tier:
+    description: The dataset's tier.
+    type: str
+    choices: [agent, host]
+    default: agent
+  vm:
+    description: Host tier; the VM (name or UUID) whose points are drilled (default any VM of the dataset).
+    type: str
+  libvirt_uri:
+    description: Host tier; the drill host's libvirt, where the restored VM boots.
+    type: str
+    default: qemu:///system
+  guest_commands:
+    description: Host tier; commands (argument lists) run in the booted VM through its guest agent; each must exit 0.
+    type: list
+    elements: list
+    default: []
+  boot_timeout:
+    description: Host tier; seconds the restored VM's guest agent has to answer.
+    type: float
+    default: 180
   source_host:
     description: The host whose backup is restored (restic C(--host) of its snapshots).
     type: str
@@ -197,6 +223,11 @@ def main() -> None:
         argument_spec=dict(
             drill=dict(type="str", required=True),
             dataset=dict(type="str", required=True),
+            tier=dict(type="str", choices=["agent", "host"], default="agent"),
+            vm=dict(type="str"),
+            libvirt_uri=dict(type="str", default="qemu:///system"),
+            guest_commands=dict(type="list", elements="list", default=[]),
+            boot_timeout=dict(type="float", default=180.0),
             source_host=dict(type="str", required=True),
             drill_host=dict(type="str"),
             repository=dict(type="dict", required=True, options=dict(

@@ -52,5 +52,8 @@ def test_makefile_header_names_the_readme_commands():
 def test_demo_clean_removes_exactly_the_demo_root():
     inventory = yaml.safe_load((REPO / "inventories/demo/group_vars/all/main.yml").read_text())
     demo_root = inventory["demo_root"]
-    assert _recipe("demo-clean") == [f"rm -rf -- {demo_root}"]
+    stop_hypervisor, remove = _recipe("demo-clean")
+    assert remove == f"rm -rf -- {demo_root}"
+    assert stop_hypervisor == "$(DEMO_HYPERVISOR) stop $(DEMO_HYPERVISOR_ROOT)"
+    assert f"DEMO_HYPERVISOR_ROOT := {demo_root}/" in MAKEFILE  # the demo's hypervisor lives below it too
     assert f"`{demo_root}`" in README and "`make demo-clean`" in README

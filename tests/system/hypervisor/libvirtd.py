@@ -149,6 +149,7 @@ class LibvirtDaemon:
                 (self.root / directory).mkdir(parents=True, exist_ok=True)
         (self.root / "console").mkdir(exist_ok=True)
         etc = self.root / "etc"
+        shutil.rmtree(etc, ignore_errors=True)  # a fresh copy each start (the demo's root outlives it)
         shutil.copytree(STOCK_CONFIG, etc, symlinks=True)
         # The machine's own domains, networks (an autostarted bridge!) and pools stay out.
         for own in ("qemu", "storage"):
@@ -221,6 +222,14 @@ class LibvirtDaemon:
                     self.run_virsh("destroy", domain, check=False, timeout=timeout)
             stop_pid(self.process.pid, timeout)
             self.process.wait(timeout)
+        elif self.process is None:
+            # Started by another process (the demo's start and stop are two commands): by its pid file.
+            pid = _read_pid(self.root / "run" / "libvirtd.pid")
+            if pid is not None and _runs(pid, "libvirtd"):
+                with contextlib.suppress(LibvirtError, subprocess.TimeoutExpired):
+                    for domain in self.running_domains():
+                        self.run_virsh("destroy", domain, check=False, timeout=timeout)
+                stop_pid(pid, timeout)
         for pid, program in [*((pid, "qemu-system") for pid in qemu_pids), (virtlogd, "virtlogd")]:
             if pid is not None and _runs(pid, program):
                 stop_pid(pid, timeout)

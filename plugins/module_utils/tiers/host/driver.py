@@ -147,7 +147,7 @@ class HostDriver(TierDriver):
     def _redefine(self, domain: Domain, stored: PointInfo) -> None:
         """Teach this hypervisor the checkpoint a point of another one created, from its stored XML."""
         path = next(p for p in self.repo.list_files(stored.id) if p.endswith("/checkpoint.xml"))
-        xml = self.repo.read_file(stored.id, path)
+        xml = _without_parent(self.repo.read_file(stored.id, path))
         staging = self.options.staging(self.config.dataset, domain.uuid) + ".redefine.xml"
         os.makedirs(os.path.dirname(staging), mode=0o700, exist_ok=True)
         with open(staging, "w", encoding="utf-8") as handle:
@@ -265,6 +265,17 @@ class HostDriver(TierDriver):
         return "dataset %s: %s, %d VM point(s) %s, %s bytes added in %.1fs" % (
             record.dataset, record.result, len(vms), ", ".join("%s %s" % (v["name"], v.get("kind", "-")) for v in vms),
             record.bytes_added, record.duration_seconds)
+
+
+def _without_parent(xml: str) -> str:
+    """A checkpoint's XML without its <parent>: that names the checkpoint before it on the hypervisor
+    that took it, which the one the VM moved to never knew, and libvirt refuses to redefine a
+    checkpoint whose parent it does not know. Each checkpoint's bitmap records every write since it
+    was created, on its own, so the parent is bookkeeping only and the chain continues without it."""
+    root = ET.fromstring(xml)
+    for parent in root.findall("parent"):
+        root.remove(parent)
+    return ET.tostring(root, encoding="unicode")
 
 
 def _creation_time(xml: str) -> str:

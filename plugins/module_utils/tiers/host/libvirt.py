@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -59,9 +60,9 @@ class Virsh:
         self.binary = binary
         self.timeout = timeout
 
-    def run(self, *args: str, timeout: float | None = None, check: bool = True) -> CommandResult:
-        result = run_command([self.binary, "-q", "-c", self.uri] + list(args), env=base_env({"LC_ALL": "C"}),
-                             timeout=timeout or self.timeout)
+    def run(self, *args: str, timeout: float | None = None, check: bool = True, quiet: bool = True) -> CommandResult:
+        result = run_command([self.binary] + (["-q"] if quiet else []) + ["-c", self.uri] + list(args),
+                             env=base_env({"LC_ALL": "C"}), timeout=timeout or self.timeout)
         if check and not result.ok:
             raise LibvirtError("virsh %s: %s" % (args[0], _why(result)))
         return result
@@ -152,9 +153,10 @@ class Virsh:
         return json.loads(out).get("return")
 
     def freeze(self, uuid: str) -> int:
-        """Freeze the guest's filesystems; how many were frozen."""
-        out = self.run("domfsfreeze", uuid).stdout
-        return sum(1 for line in out.splitlines() if line.strip())
+        """Freeze the guest's filesystems; how many were frozen (virsh -q would not say: "Froze N filesystem(s)")."""
+        out = self.run("domfsfreeze", uuid, quiet=False).stdout
+        match = re.search(r"Froze (\d+) filesystem", out)
+        return int(match.group(1)) if match else 0
 
     def thaw_argv(self, uuid: str) -> list[str]:
         return self.argv("domfsthaw", uuid)
