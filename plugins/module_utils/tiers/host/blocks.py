@@ -48,9 +48,10 @@ def present_blocks(path: str, size: int) -> Iterator[tuple[int, str]]:
                 yield offset // BLOCK, _digest(handle.read(end - offset), end - offset)
 
 
-def manifest(path: str, size: int) -> dict[str, str]:
-    """The digests of the blocks a delta image holds, zero blocks included (they overwrite)."""
-    return {str(index): digest for index, digest in present_blocks(path, size)}
+def manifest(path: str, size: int, base: bool = False) -> dict[str, str]:
+    """The digests of the blocks a delta image holds, zero blocks included (they overwrite what
+    is below). A chain's base has nothing below it: its zero blocks say nothing and are left out."""
+    return {str(index): digest for index, digest in present_blocks(path, size) if not (base and digest == ZERO)}
 
 
 def merge(manifests: list[dict[str, str]]) -> dict[str, str]:

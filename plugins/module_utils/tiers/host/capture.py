@@ -158,7 +158,7 @@ def write_point_files(point: PointDirectory, document: dict[str, Any], domain_xm
     """Beside the disk data: the domain and checkpoint XML, block digests, and point.json."""
     manifests = {}
     for disk in disks:
-        manifests[disk.target] = blocks.manifest(point.disk(disk.target), disk.size)
+        manifests[disk.target] = blocks.manifest(point.disk(disk.target), disk.size, base=document["kind"] == "full")
         atomic_write(point.manifest(disk.target), json.dumps(manifests[disk.target], sort_keys=True), mode=0o600)
     atomic_write(point.file("domain.xml"), domain_xml, mode=0o600)
     atomic_write(point.file("checkpoint.xml"), checkpoint_xml_text, mode=0o600)

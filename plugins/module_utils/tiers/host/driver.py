@@ -65,6 +65,8 @@ class HostDriver(TierDriver):
                                     command_prefix=run.command_prefix, redactor=run.redact)
         if run.interrupted or int(run.previous.get("consecutive_failures") or 0) > 0:
             self.repo.unlock()
+        if self.options.mode == FULL:
+            return  # every point a full: the stored ones decide nothing
         try:
             self.stored = points_by_vm(self.repo.snapshots(tags=[self.chain_tag]))
         except RepositoryError as exc:
@@ -74,11 +76,11 @@ class HostDriver(TierDriver):
 
     def capture(self, run: RunContext) -> None:
         try:
-            domains = self.virsh.domains()
+            listing = self.virsh.listing()
+            selected = self.virsh.domains(self.options.vms.select(listing))
         except LibvirtError as exc:
             raise RunFailed("hypervisor %s: %s" % (self.options.libvirt_uri, exc)) from None
-        selected = self.options.vms.select(domains)
-        run.record.details["absent_vms"] = self.options.vms.absent(domains)
+        run.record.details["absent_vms"] = self.options.vms.absent(listing)
         failures = []
         for domain in selected:
             try:

@@ -9,7 +9,7 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from ...common.process import CommandResult, base_env, run_command
 
@@ -36,6 +36,12 @@ class Disk:
     @property
     def persistent_bitmaps(self) -> bool:
         return self.driver == "qcow2"
+
+
+@dataclass(frozen=True)
+class DomainName:
+    uuid: str
+    name: str
 
 
 @dataclass
@@ -73,12 +79,21 @@ class Virsh:
 
     # -- domains ----------------------------------------------------------------------------
 
-    def domains(self) -> list[Domain]:
-        """Every domain this hypervisor defines or runs, with its disks."""
+    def listing(self) -> list[DomainName]:
+        """Every domain this hypervisor defines or runs, by UUID and name (one call, however many)."""
+        names = []
+        for line in self.run("list", "--all", "--uuid", "--name").stdout.splitlines():
+            uuid, _, name = line.strip().partition(" ")
+            if uuid:
+                names.append(DomainName(uuid, name.strip()))
+        return names
+
+    def domains(self, wanted: Sequence[DomainName] | None = None) -> list[Domain]:
+        """The domains named (default all), described with their disks; one undefined meanwhile is left out."""
         found = []
-        for line in self.run("list", "--all", "--uuid").stdout.split():
+        for entry in self.listing() if wanted is None else wanted:
             try:
-                found.append(self.domain(line.strip()))
+                found.append(self.domain(entry.uuid))
             except LibvirtError:
                 continue  # undefined while we looked: not here any more
         return found
@@ -88,16 +103,20 @@ class Virsh:
         info = _fields(self.run("dominfo", uuid).stdout)
         domain = Domain(uuid=uuid, name=_xml_text(xml, "name"), state=info.get("State", ""),
                         managed_save=info.get("Managed save") == "yes", xml=xml)
-        domain.disks = [self._sized(uuid, disk, domain.live) for disk in parse_disks(domain.xml)]
+        domain.disks = parse_disks(domain.xml)
+        capacities = self._capacities(uuid) if domain.live else {}
+        for disk in domain.disks:
+            disk.size = capacities[disk.target] if disk.target in capacities else image_size(disk.path)
         return domain
 
-    def _sized(self, uuid: str, disk: Disk, live: bool) -> Disk:
-        if live:
-            out = self.run("domblkinfo", uuid, disk.target).stdout
-            disk.size = int(_field(out, "Capacity"))
-        else:
-            disk.size = image_size(disk.path)
-        return disk
+    def _capacities(self, uuid: str) -> dict[str, int]:
+        """Virtual size of every disk of a running domain, as QEMU sees it now (one call)."""
+        sizes = {}
+        for line in self.run("domblkinfo", uuid, "--all").stdout.splitlines():
+            fields = line.split()
+            if len(fields) >= 2 and fields[1].isdigit():
+                sizes[fields[0]] = int(fields[1])
+        return sizes
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -206,13 +225,6 @@ def _fields(text: str) -> dict[str, str]:
         if sep:
             fields[key.strip()] = value.strip()
     return fields
-
-
-def _field(text: str, name: str) -> str:
-    value = _fields(text).get(name)
-    if value is None:
-        raise LibvirtError("virsh printed no %s" % name)
-    return value
 
 
 def _why(result: CommandResult) -> str:

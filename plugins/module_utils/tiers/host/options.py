@@ -9,7 +9,7 @@ from typing import Any
 
 from ...core.jobspec import ConfigError, FieldReader
 from ...core.layout import DEFAULT_STATUS_DIR
-from .libvirt import DEFAULT_URI, Disk, Domain
+from .libvirt import DEFAULT_URI, Disk, Domain, DomainName
 
 MODES = ("full", "incremental", "differential")
 DEFAULT_SCRATCH_DIR = DEFAULT_STATUS_DIR + "/scratch"
@@ -27,10 +27,10 @@ class VmSelection:
             return False
         return self.all or name in self.names or any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
 
-    def select(self, domains: list[Domain]) -> list[Domain]:
+    def select(self, domains: list[DomainName]) -> list[DomainName]:
         return sorted((d for d in domains if self.wants(d.name)), key=lambda d: d.name)
 
-    def absent(self, domains: list[Domain]) -> list[str]:
+    def absent(self, domains: list[DomainName]) -> list[str]:
         """Named VMs this hypervisor neither defines nor runs (they may live on another one)."""
         here = {d.name for d in domains}
         return sorted(n for n in self.names if n not in here)
