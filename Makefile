@@ -25,7 +25,7 @@ deps:
 
 # The demo's hypervisor (a private libvirtd with one VM, below the demo root) is stopped
 # whatever the playbook's outcome.
-DEMO_HYPERVISOR := scripts/demo-hypervisor
+DEMO_HYPERVISOR := $(VENV)/bin/python scripts/demo_hypervisor.py
 DEMO_HYPERVISOR_ROOT := /var/tmp/restorable-demo/hypervisor
 
 demo: deps

@@ -86,7 +86,7 @@ import sys
 import time
 import uuid as uuidlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SYSTEM_TESTS = REPO / "tests" / "system"
@@ -299,8 +299,8 @@ class Bench:
             raise BenchError("dataset %s: %s" % (status.get("dataset"), status.get("reason")))
         entry = next(v for v in status["vms"] if v["name"] == vm.name)
         if expect and entry["kind"] != expect:
-            raise BenchError("VM %s: a %s point was taken, expected %s (%s)" % (vm.name, entry["kind"], expect,
-                                                                               entry.get("reason")))
+            raise BenchError("VM %s: a %s point was taken, expected %s (%s)" % (
+                vm.name, entry["kind"], expect, entry.get("reason")))
         return entry
 
     # -- 1: incremental bytes -------------------------------------------------------------------
@@ -596,21 +596,22 @@ def report(results: dict) -> None:
     if "1_incremental_bytes" in results:
         r = results["1_incremental_bytes"]
         print("1 incremental bytes added: median %.1f MiB for %.1f MiB dirtied on a %d MiB disk, ratio %.3f "
-              "(target <= %.2f): %s" % (median(r["bytes_added"]) / MIB, r["dirty_bytes"] / MIB, r["disk_bytes"] // MIB,
-                                         r["median_ratio"], r["target_max"], met(r)))
+              "(target <= %.2f): %s" % (
+                  median(r["bytes_added"]) / MIB, r["dirty_bytes"] / MIB, r["disk_bytes"] // MIB,
+                  r["median_ratio"], r["target_max"], met(r)))
     if "2_disk_size_scaling" in results:
         r = results["2_disk_size_scaling"]
         print("2 incremental of %d MiB dirty: %d MiB disk %.2f s, %d MiB disk %.2f s, ratio %.3f (paired %.3f) "
-              "(target <= %.2f): %s" % (r["dirty_bytes"] // MIB, r["small_disk_bytes"] // MIB,
-                                         r["median_seconds"]["small"], r["large_disk_bytes"] // MIB,
-                                         r["median_seconds"]["large"], r["ratio_large_over_small"], r["ratio_paired"],
-                                         r["target_max"], met(r)))
+              "(target <= %.2f): %s" % (
+                  r["dirty_bytes"] // MIB, r["small_disk_bytes"] // MIB, r["median_seconds"]["small"],
+                  r["large_disk_bytes"] // MIB, r["median_seconds"]["large"], r["ratio_large_over_small"],
+                  r["ratio_paired"], r["target_max"], met(r)))
     if "3_full_vs_hand" in results:
         r = results["3_full_vs_hand"]
         print("3 full backup of %d MiB: by hand %.2f s, host tier %.2f s, median ratio b/a %.3f (of medians %.3f) "
-              "(target <= %.2f): %s" % (r["data_bytes"] // MIB, r["median_seconds"]["a"], r["median_seconds"]["b"],
-                                         r["median_paired_ratio_b_over_a"], r["ratio_of_medians"], r["target_max"],
-                                         met(r)))
+              "(target <= %.2f): %s" % (
+                  r["data_bytes"] // MIB, r["median_seconds"]["a"], r["median_seconds"]["b"],
+                  r["median_paired_ratio_b_over_a"], r["ratio_of_medians"], r["target_max"], met(r)))
     if "4_chain_restore" in results:
         r = results["4_chain_restore"]
         m = r["median_seconds"]

@@ -10,7 +10,7 @@ short_description: The repositories and jobs of a host's restic tiers (agent and
 version_added: 0.1.0
 description:
   - Turns a host's validated C(restorable_*) variables into what its agent and host tiers apply
-    on it: the repositories to initialise, with the credentials to place, and the jobs to
+    on it, that is the repositories to initialise, with the credentials to place, and the jobs to
     schedule (a host dataset's jobs that run on a O(host)'s proxy are not among them).
   - Used by the C(restorable.backup.drill) playbook for the repositories' credentials; secrets
     are part of the result, so never print it.

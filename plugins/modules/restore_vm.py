@@ -16,7 +16,7 @@ description:
     points were taken.
   - With O(define), the point's domain XML becomes a new VM under that name, with a new UUID, the
     restored disks and no network interface; it is defined, not started.
-  - Never writes to the original domain or its disks: a directory holding a disk of any VM of
+  - Never writes to the original domain or its disks. A directory holding a disk of any VM of
     this hypervisor is refused, as is a non-empty directory that holds another restore, and the
     name of an existing VM.
 author:

@@ -17,7 +17,6 @@ from ansible_collections.restorable.backup.plugins.module_utils.tiers.host.vm_re
 from host_helpers import MIB, Lab, boot_lab, host_job, raw_bytes, run_job, vm_of
 
 
-
 @pytest.fixture(scope="module")
 def lab(hypervisors, guest_image) -> Lab:
     lab = boot_lab("chain1", hypervisors.hv01, guest_image, hypervisors.storage)

@@ -261,8 +261,8 @@ class OfflineBackup:
         lines.append("  <disks>")
         for disk in domain.disks:
             if disk.target in wanted and disk.persistent_bitmaps:
-                lines.append("    <disk name=%s checkpoint='bitmap' bitmap=%s/>" % (quoteattr(disk.target),
-                                                                                  quoteattr(checkpoint)))
+                lines.append("    <disk name=%s checkpoint='bitmap' bitmap=%s/>"
+                             % (quoteattr(disk.target), quoteattr(checkpoint)))
             else:
                 lines.append("    <disk name=%s checkpoint='no'/>" % quoteattr(disk.target))
         lines += ["  </disks>", domain.xml, "</domaincheckpoint>"]

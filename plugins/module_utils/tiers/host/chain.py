@@ -46,9 +46,9 @@ class PointInfo:
         values: dict[str, str] = {}
         disks: dict[str, int] = {}
         for tag in snapshot.get("tags") or []:
-            key, _, value = tag.partition(":")
+            key, _sep, value = tag.partition(":")
             if key == "disk":
-                target, _, size = value.partition(":")
+                target, _sep, size = value.partition(":")
                 disks[target] = int(size)
             else:
                 values[key] = value

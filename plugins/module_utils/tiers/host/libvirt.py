@@ -83,7 +83,7 @@ class Virsh:
         """Every domain this hypervisor defines or runs, by UUID and name (one call, however many)."""
         names = []
         for line in self.run("list", "--all", "--uuid", "--name").stdout.splitlines():
-            uuid, _, name = line.strip().partition(" ")
+            uuid, _sep, name = line.strip().partition(" ")
             if uuid:
                 names.append(DomainName(uuid, name.strip()))
         return names

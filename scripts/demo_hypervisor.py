@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """The demo's hypervisor: a private libvirtd (its own mount namespace, everything below ROOT)
 running one small VM, demo-vm, with the guest agent, for the host tier of `make demo`.
 
-    scripts/demo-hypervisor start ROOT   # build the guest once, start libvirtd, define and boot demo-vm
-    scripts/demo-hypervisor stop ROOT    # destroy the VMs, stop the daemons by their pid files
+    python3 scripts/demo_hypervisor.py start ROOT   # build the guest once, start libvirtd, define and boot demo-vm
+    python3 scripts/demo_hypervisor.py stop ROOT    # destroy the VMs, stop the daemons by their pid files
 
 It reuses the private hypervisor of the system tests (tests/system/hypervisor), so the demo
 runs exactly what the tests prove. Idempotent: start on a running instance only checks the VM.
