@@ -9,6 +9,7 @@ restores it as a new VM; a broken host dataset is refused before anything is app
 from __future__ import annotations
 
 import contextlib
+import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from apply.apply_helpers import PlaybookRun, tree_state
+from apply.apply_helpers import PlaybookRun, restic, tree_state
 
 from host_helpers import MIB, Lab, boot_lab, raw_bytes, vm_of
 from playbook_helpers import DATASET, HYPERVISOR, OTHER, HostFleet, layers, ledger, recap_line
@@ -311,3 +312,33 @@ def test_restore_vm_defines_an_isolated_copy_once(hosts, applied, backups, lab, 
         for name in (COPY, CHECK_COPY):
             with contextlib.suppress(Exception):
                 _undefine(hv01, name)
+
+
+# -- proxy offload ------------------------------------------------------------------------------
+
+
+def test_a_proxied_dataset_is_backed_up_by_its_proxy(hosts, lab, hypervisors):
+    """With proxy_host, apply schedules the dataset's job on the proxy (hv2, one job per
+    hypervisor), and the backup playbook runs it there: the proxy drives hv1's libvirt, digests,
+    compresses, encrypts and uploads; hv1 gets no job. (Both sshd hosts share this machine, so
+    hv1's libvirt socket and scratch directory are where a real proxy would reach them over
+    qemu+ssh and a SAN mount.)"""
+    inventory = hosts.inventory("proxy", "proxy", proxy_host=OTHER)
+    run = hosts.playbook(inventory, "apply")
+    assert run.returncode == 0, run.describe()
+    job = "%s-%s" % (DATASET, HYPERVISOR)
+    assert not hosts.config_file(DATASET, HYPERVISOR, "proxy").exists()
+    config = json.loads(hosts.config_file(job, OTHER, "proxy").read_text())
+    assert (config["tier"], config["host"], config["options"]["libvirt_uri"]) == ("host", HYPERVISOR, hosts.libvirt_uri)
+    assert config["repository"]["password_file"].startswith(str(hosts.root(OTHER, "proxy")))
+
+    run = hosts.playbook(inventory, "backup", "--limit", OTHER)
+
+    assert run.returncode == 0, run.describe()
+    status = json.loads(hosts.status_file(job, OTHER, "proxy").read_text())
+    vm = vm_of(status, GUEST)
+    assert (status["result"], status["host"], vm["kind"]) == ("success", HYPERVISOR, "full"), status
+    # The point is in hv1's repository (the proxy writes where hv1's own job would).
+    listed = restic(str(hosts.repo(HYPERVISOR, "proxy")), Path(config["repository"]["password_file"]),
+                    "snapshots", "--json", "--tag", "dataset:vms")
+    assert [s["hostname"] for s in json.loads(listed.stdout)] == [HYPERVISOR]
