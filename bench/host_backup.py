@@ -103,6 +103,7 @@ from ansible_collections.restorable.backup.plugins.module_utils.core.jobspec imp
 from ansible_collections.restorable.backup.plugins.module_utils.core.layout import PACKAGE_NAME  # noqa: E402
 from ansible_collections.restorable.backup.plugins.module_utils.runtime.standalone import install_standalone  # noqa: E402
 from ansible_collections.restorable.backup.plugins.module_utils.tiers.host.chain import points_by_vm  # noqa: E402
+from ansible_collections.restorable.backup.plugins.module_utils.tiers.host.libvirt import virsh_fields  # noqa: E402
 from ansible_collections.restorable.backup.plugins.module_utils.tiers.host.restore import materialise  # noqa: E402
 from ansible_collections.restorable.backup.plugins.module_utils.tiers.host.vm_restore import job_repository  # noqa: E402
 
@@ -390,11 +391,11 @@ class Bench:
         began = time.monotonic()
         checked(["virsh", "-c", uri, "backup-begin", vm.name, str(backup_xml)])
         while True:
-            info = _fields(checked(["virsh", "-c", uri, "domjobinfo", vm.name]).stdout)
+            info = virsh_fields(checked(["virsh", "-c", uri, "domjobinfo", vm.name]).stdout)
             if info.get("Job type", "None") == "None":
                 break
             time.sleep(POLL)
-        completed = _fields(checked(["virsh", "-c", uri, "domjobinfo", vm.name, "--completed"]).stdout)
+        completed = virsh_fields(checked(["virsh", "-c", uri, "domjobinfo", vm.name, "--completed"]).stdout)
         if completed.get("Job type") not in ("Completed", None):
             raise BenchError("backup job by hand ended %s" % completed)
         result = checked(["restic", "-r", str(repo), "backup", "--json", "--host", HV, str(target)], self.restic_env())
@@ -562,15 +563,6 @@ class Bench:
             self.chain_restore(vm)
         finally:
             vm.remove()
-
-
-def _fields(text: str) -> dict[str, str]:
-    fields = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            fields[key.strip()] = value.strip()
-    return fields
 
 
 def versions() -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
 import subprocess
 import threading
 import time
@@ -242,3 +243,12 @@ class CmdlineRecorder:
                 continue
             if raw:
                 self.seen.add(raw.replace(b"\0", b" ").decode("utf-8", "replace").strip())
+
+
+def exec_start(service: Path) -> str:
+    """The service's command as a shell line: its PYTHONPATH, umask and ExecStart."""
+    lines = service.read_text().splitlines()
+    environment = [l.split("=", 1)[1] for l in lines if l.startswith("Environment=")]
+    (command,) = [l.split("=", 1)[1] for l in lines if l.startswith("ExecStart=")]
+    assert "UMask=0077" in lines
+    return "cd / && umask 077 && env %s %s" % (" ".join(shlex.quote(e) for e in environment), command)

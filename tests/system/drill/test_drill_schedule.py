@@ -12,7 +12,6 @@ unschedules it and removes the credentials.
 from __future__ import annotations
 
 import json
-import shlex
 import shutil
 import stat
 import subprocess
@@ -27,7 +26,7 @@ import yaml
 from fleet.inventory import REPO, ansible_bin, ansible_env, write_inventory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apply"))
-from apply_helpers import parse_recap  # noqa: E402  (the apply tests' PLAY RECAP reader)
+from apply_helpers import exec_start, parse_recap  # noqa: E402  (the apply tests' helpers)
 
 DRILL_UNIT = "restorable-drill-host2-weekly"
 CALENDAR = "Sun *-*-* 06:00:00"
@@ -101,15 +100,6 @@ def units_below(root: Path) -> list[str]:
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-def exec_start(service: Path) -> str:
-    """The service's command as a shell line: its PYTHONPATH, umask and ExecStart."""
-    lines = service.read_text().splitlines()
-    environment = [l.split("=", 1)[1] for l in lines if l.startswith("Environment=")]
-    (command,) = [l.split("=", 1)[1] for l in lines if l.startswith("ExecStart=")]
-    assert "UMask=0077" in lines
-    return "cd / && umask 077 && env %s %s" % (" ".join(shlex.quote(e) for e in environment), command)
 
 
 @pytest.fixture(scope="module")

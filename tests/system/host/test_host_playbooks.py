@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from apply.apply_helpers import PlaybookRun, restic, tree_state
+from apply.apply_helpers import PlaybookRun, exec_start, restic, tree_state
 
 from host_helpers import MIB, Lab, boot_lab, raw_bytes, vm_of
 from playbook_helpers import DATASET, HYPERVISOR, OTHER, HostFleet, layers, ledger, recap_line
@@ -342,3 +342,33 @@ def test_a_proxied_dataset_is_backed_up_by_its_proxy(hosts, lab, hypervisors):
     listed = restic(str(hosts.repo(HYPERVISOR, "proxy")), Path(config["repository"]["password_file"]),
                     "snapshots", "--json", "--tag", "dataset:vms")
     assert [s["hostname"] for s in json.loads(listed.stdout)] == [HYPERVISOR]
+
+
+# -- the scheduled drill ------------------------------------------------------------------------
+
+
+def test_the_scheduled_host_drill_runs_as_its_timer_runs_it(hosts, lab, hypervisors, backups):
+    """A host drill with a calendar is scheduled on its drill host; the service's command (run
+    here as the timer would) restores the VM's newest point, boots it and keeps the evidence
+    in the host's own ledger."""
+    calendar = {DRILL: {"datasets": [DATASET], "calendar": "Sun *-*-* 05:00:00", "rto": "30m",
+                        "guest_commands": [{"argv": ["/bin/sh", "-c", "test -b /dev/vdb"]}],
+                        "sandbox": "{{ fleet_data_dir }}/sandbox"}}
+    per_host = hosts.host_vars()
+    per_host[HYPERVISOR]["restorable_drills"] = calendar
+    inventory = hosts.inventory("main", "main", host_vars=per_host)
+    run = hosts.playbook(inventory, "apply")
+    assert run.returncode == 0, run.describe()
+    unit = "restorable-drill-%s-%s" % (HYPERVISOR, DRILL)
+    root = hosts.root()
+    domains_before = hypervisors.hv01.virsh("list", "--all", "--name").split()
+
+    ran = hosts.host(HYPERVISOR).run(exec_start(root / "etc/systemd/system" / (unit + ".service")), check=False,
+                                     timeout=600)
+
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    records = [json.loads(line) for line in (root / "var/lib/restorable/drills/ledger.jsonl").read_text().splitlines()]
+    record = records[-1]
+    assert (record["tier"], record["dataset"], record["result"]) == ("host", DATASET, "passed"), record
+    assert layers(record)["application"]["status"] == "ok"
+    assert hypervisors.hv01.virsh("list", "--all", "--name").split() == domains_before

@@ -11,11 +11,10 @@ from typing import Any, Callable
 
 from ...common.durations import format_duration
 from ...common.fileio import atomic_write
-from ...common.process import read_env_file, read_secret_file
 from ...consistency.base import QuiesceFailed
 from ...core.driver import RunContext, RunFailed, RunRecord, TierDriver, iso
 from ...core.runner import nth_backup
-from ...storage.factory import open_repository
+from ...storage.factory import open_job_repository
 from ...storage.repository import Repository, RepositoryError
 from .drill import run_agent_drill
 
@@ -54,16 +53,7 @@ class AgentDriver(TierDriver):
             run.record.details["unlocked_stale_locks"] = True
 
     def _open(self, run: RunContext) -> Repository:
-        config = self.config
-        run.redact.add(read_secret_file(config.password_file, "repository password file"))
-        env = read_env_file(config.env_file, "repository environment file") if config.env_file else {}
-        for value in env.values():
-            run.redact.add(value)
-        return open_repository(config.repository, config.password_file, env=env, options=config.repository_options,
-                               binary=config.restic_binary, cache_dir=config.cache_dir,
-                               limit_upload_kbps=config.limit_upload_kbps,
-                               limit_download_kbps=config.limit_download_kbps,
-                               command_prefix=run.command_prefix, redactor=run.redact)
+        return open_job_repository(self.config, run.redact, run.command_prefix)
 
     # -- the recovery point ---------------------------------------------------------------------
 

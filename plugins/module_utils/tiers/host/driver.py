@@ -12,12 +12,11 @@ import socket
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from ...common.process import read_env_file, read_secret_file
 from ...core.driver import RunContext, RunFailed, RunRecord, TierDriver, iso
 from ...core.jobspec import DATASET_TAG_PREFIX
 from ...core.retention import keep_by_rules
 from ...core.runner import nth_backup
-from ...storage.factory import open_repository
+from ...storage.factory import open_job_repository
 from ...storage.repository import Repository, RepositoryError
 from .capture import LiveBackup, OfflineBackup, PointDirectory, Quiesce, write_point_files
 from .chain import CHECKPOINT_PREFIX, FULL, PointInfo, PointPlan, full, needed, plan_point, points_by_vm
@@ -54,15 +53,7 @@ class HostDriver(TierDriver):
 
     def preflight(self, run: RunContext) -> None:
         config = self.config
-        run.redact.add(read_secret_file(config.password_file, "repository password file"))
-        env = read_env_file(config.env_file, "repository environment file") if config.env_file else {}
-        for value in env.values():
-            run.redact.add(value)
-        self.repo = open_repository(config.repository, config.password_file, env=env,
-                                    options=config.repository_options, binary=config.restic_binary,
-                                    cache_dir=config.cache_dir, limit_upload_kbps=config.limit_upload_kbps,
-                                    limit_download_kbps=config.limit_download_kbps,
-                                    command_prefix=run.command_prefix, redactor=run.redact)
+        self.repo = open_job_repository(config, run.redact, run.command_prefix)
         if run.interrupted or int(run.previous.get("consecutive_failures") or 0) > 0:
             self.repo.unlock()
         if self.options.mode == FULL:

@@ -100,7 +100,7 @@ class Virsh:
 
     def domain(self, uuid: str) -> Domain:
         xml = self.run("dumpxml", uuid).stdout
-        info = _fields(self.run("dominfo", uuid).stdout)
+        info = virsh_fields(self.run("dominfo", uuid).stdout)
         domain = Domain(uuid=uuid, name=_xml_text(xml, "name"), state=info.get("State", ""),
                         managed_save=info.get("Managed save") == "yes", xml=xml)
         domain.disks = parse_disks(domain.xml)
@@ -144,21 +144,18 @@ class Virsh:
         """Wait for the domain's backup job to end; its completed statistics."""
         deadline = time.monotonic() + timeout if timeout else None
         while True:
-            info = _fields(self.run("domjobinfo", uuid).stdout)
+            info = virsh_fields(self.run("domjobinfo", uuid).stdout)
             if info.get("Job type", "None") == "None":
                 break
             if deadline is not None and time.monotonic() > deadline:
                 self.run("domjobabort", uuid, check=False)
                 raise LibvirtError("backup job of %s did not end within %ds: aborted" % (uuid, timeout))
             time.sleep(poll)
-        completed = _fields(self.run("domjobinfo", uuid, "--completed").stdout)
+        completed = virsh_fields(self.run("domjobinfo", uuid, "--completed").stdout)
         if completed.get("Job type") not in ("Completed", None):
             raise LibvirtError("backup job of %s ended %s: %s" % (
                 uuid, completed.get("Job type", "").lower(), completed.get("Error message", "no message")))
         return completed
-
-    def abort_job(self, uuid: str) -> None:
-        self.run("domjobabort", uuid, check=False)
 
     # -- the guest agent -------------------------------------------------------------------
 
@@ -218,7 +215,8 @@ def _xml_text(xml: str, tag: str) -> str:
     return node.text or "" if node is not None else ""
 
 
-def _fields(text: str) -> dict[str, str]:
+def virsh_fields(text: str) -> dict[str, str]:
+    """The 'Key: value' lines virsh prints (dominfo, domjobinfo)."""
     fields = {}
     for line in text.splitlines():
         key, sep, value = line.partition(":")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ...common.process import Redactor, read_env_file, read_secret_file
-from ...storage.factory import open_repository
+from ...common.process import Redactor
+from ...storage.factory import open_job_repository
 from ...storage.repository import Repository
 from .chain import points_by_vm
 from .libvirt import Virsh
@@ -17,10 +17,7 @@ from .restore import RestoreRefused, already_restored, choose, isolated_domain_x
 
 
 def job_repository(config: Any) -> Repository:
-    env = read_env_file(config.env_file, "repository environment file") if config.env_file else {}
-    redactor = Redactor(list(env.values()) + [read_secret_file(config.password_file, "repository password file")])
-    return open_repository(config.repository, config.password_file, env=env, options=config.repository_options,
-                           binary=config.restic_binary, cache_dir=config.cache_dir, redactor=redactor)
+    return open_job_repository(config, Redactor())
 
 
 def restore_vm(config: Any, vm: str, directory: str, point: str = "latest", at: str | None = None,
