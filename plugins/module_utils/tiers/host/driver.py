@@ -119,6 +119,8 @@ class HostDriver(TierDriver):
             point.remove()
 
     def _plan(self, domain: Domain, disks: list, points: list[PointInfo]) -> PointPlan:
+        if self.options.mode == FULL:
+            return full("mode is full")
         try:
             known = self._checkpoint_times(domain)
         except LibvirtError as exc:

@@ -140,7 +140,7 @@ class Virsh:
     def backup_begin(self, uuid: str, backup_xml: str, checkpoint_xml: str) -> None:
         self.run("backup-begin", uuid, backup_xml, checkpoint_xml)
 
-    def wait_job(self, uuid: str, timeout: float | None, poll: float = 0.2) -> dict[str, str]:
+    def wait_job(self, uuid: str, timeout: float | None, poll: float = 0.1) -> dict[str, str]:
         """Wait for the domain's backup job to end; its completed statistics."""
         deadline = time.monotonic() + timeout if timeout else None
         while True:

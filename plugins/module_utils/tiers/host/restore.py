@@ -64,14 +64,13 @@ def materialise(repo: Repository, point: PointInfo, points: Sequence[PointInfo],
                                      enumerate(chain)))
         result.restore_seconds = time.monotonic() - began
         began = time.monotonic()
-        for index, (link, files) in enumerate(zip(chain, restored)):
-            for target, image in files["disks"].items():
+        for files in restored:
+            for target in files["disks"]:
                 layers.setdefault(target, []).append(_read_json(files["manifests"][target]))
-                _apply(image, os.path.join(directory, target + ".qcow2"), index == 0)
-            if link is point:
-                shutil.move(files["domain.xml"], result.domain_xml)
-                shutil.move(files["point.json"], os.path.join(directory, "point.json"))
-            shutil.rmtree(os.path.join(work, str(index)), ignore_errors=True)
+        for target in layers:
+            _merge([files["disks"][target] for files in restored], os.path.join(directory, target + ".qcow2"))
+        shutil.move(restored[-1]["domain.xml"], result.domain_xml)
+        shutil.move(restored[-1]["point.json"], os.path.join(directory, "point.json"))
         result.merge_seconds = time.monotonic() - began
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -110,14 +109,17 @@ def _restore_one(repo: Repository, point: PointInfo, target: str, timeout: float
     return found
 
 
-def _apply(delta: str, image: str, first: bool) -> None:
-    """The full becomes the image; each later delta is committed into it (only its own blocks are written)."""
-    if first:
-        shutil.move(delta, image)
-        return
-    _qemu_img(["rebase", "-u", "-f", "qcow2", "-F", "qcow2", "-b", os.path.abspath(image), delta])
-    _qemu_img(["commit", "-q", "-d", "-f", "qcow2", delta])
-    os.unlink(delta)
+def _merge(layers: list[str], image: str) -> None:
+    """The full becomes the image; the deltas are stacked on it (each backed by the one before)
+    and committed in one pass, each block written once, from the newest delta holding it.
+    Cache mode unsafe: a restore is written like a restic restore, without a flush per layer."""
+    shutil.move(layers[0], image)
+    below = os.path.abspath(image)
+    for delta in layers[1:]:
+        _qemu_img(["rebase", "-u", "-f", "qcow2", "-F", "qcow2", "-b", below, delta])
+        below = os.path.abspath(delta)
+    if len(layers) > 1:
+        _qemu_img(["commit", "-q", "-d", "-t", "unsafe", "-f", "qcow2", "-b", os.path.abspath(image), layers[-1]])
 
 
 def _qemu_img(args: list[str]) -> CommandResult:
