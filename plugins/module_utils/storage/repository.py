@@ -129,8 +129,9 @@ class Repository(abc.ABC):
 
     @abc.abstractmethod
     def restore(self, point_id: str, target: str, includes: Sequence[str] = (),
-                timeout: float | None = None) -> RestoreResult:
-        """Restore a point (or the files includes name) below target, verifying what was written."""
+                timeout: float | None = None, verify: bool = True) -> RestoreResult:
+        """Restore a point (or the files includes name) below target, verifying what was written
+        unless the caller checks the content itself (verify False)."""
 
     @abc.abstractmethod
     def read_file(self, point_id: str, path: str, timeout: float | None = None) -> str:

@@ -397,8 +397,8 @@ class ResticRepository(Repository):
         return files
 
     def restore(self, point_id: str, target: str, includes: Sequence[str] = (),
-                timeout: float | None = None) -> RestoreResult:
-        args = ["restore", point_id, "--target", target, "--verify"]
+                timeout: float | None = None, verify: bool = True) -> RestoreResult:
+        args = ["restore", point_id, "--target", target] + (["--verify"] if verify else [])
         for path in includes:
             args += ["--include", _glob_escape(path)]
         result = self.run(args, timeout=timeout)
