@@ -20,7 +20,7 @@ import pytest
 from apply.apply_helpers import PlaybookRun, exec_start, restic, tree_state
 
 from host_helpers import MIB, Lab, boot_lab, raw_bytes, vm_of
-from playbook_helpers import DATASET, HYPERVISOR, OTHER, HostFleet, layers, ledger, recap_line
+from playbook_helpers import DATASET, DRILL, HYPERVISOR, OTHER, HostFleet, layers, ledger, recap_line
 
 GUEST = "play1"
 COPY = GUEST + "-copy"
