@@ -105,8 +105,14 @@ class LiveBackup:
         atomic_write(backup_file, backup_xml(disks, domain.disks, point, base))
         atomic_write(checkpoint_file, checkpoint_xml(checkpoint, description, disks, domain.disks))
         try:
-            quiesce = self._begin(domain, backup_file, checkpoint_file)
-            self.virsh.wait_job(domain.uuid, timeout)
+            listener = self.virsh.watch_job(domain.uuid)
+            try:
+                quiesce = self._begin(domain, backup_file, checkpoint_file)
+            except BaseException:
+                listener.kill()  # no job to wait for
+                listener.wait()
+                raise
+            self.virsh.wait_job(domain.uuid, timeout, listener)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         for disk in disks:
