@@ -105,7 +105,7 @@ class LiveBackup:
         atomic_write(backup_file, backup_xml(disks, domain.disks, point, base))
         atomic_write(checkpoint_file, checkpoint_xml(checkpoint, description, disks, domain.disks))
         try:
-            listener = self.virsh.watch_job(domain.uuid)
+            listener = self.virsh.watch_job(domain.uuid, timeout)
             try:
                 quiesce = self._begin(domain, backup_file, checkpoint_file)
             except BaseException:

@@ -18,6 +18,7 @@ DEFAULT_URI = "qemu:///system"
 VIRSH_TIMEOUT = 120.0
 AGENT_TIMEOUT = 30
 LISTENER_SETTLE = 0.1
+LISTENER_MAX = 6 * 3600  # a job without a deadline: the listener gives up after this long
 JOB_CHECK = 2.0  # seconds between checks while the event listener waits
 JOB_POLL = 0.2
 LIVE_STATES = ("running", "paused")
@@ -144,12 +145,14 @@ class Virsh:
     def backup_begin(self, uuid: str, backup_xml: str, checkpoint_xml: str) -> None:
         self.run("backup-begin", uuid, backup_xml, checkpoint_xml)
 
-    def watch_job(self, uuid: str) -> subprocess.Popen:
+    def watch_job(self, uuid: str, timeout: float | None) -> subprocess.Popen:
         """A listener for the domain's job-completed event, started before the job so that the
-        wait costs one process instead of a virsh call per poll (each takes CPU the copy needs)."""
-        listener = subprocess.Popen(self.argv("event", "--domain", uuid, "--event", "job-completed"),
+        wait costs one process instead of a virsh call per poll (each takes CPU the copy needs).
+        In the runner's process group and bounded, so that it never outlives a killed run for long."""
+        bound = str(int(timeout or LISTENER_MAX) + 60)
+        listener = subprocess.Popen(self.argv("event", "--domain", uuid, "--event", "job-completed", "--timeout", bound),
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    env=base_env({"LC_ALL": "C"}), start_new_session=True)
+                                    env=base_env({"LC_ALL": "C"}))
         time.sleep(LISTENER_SETTLE)  # connected and registered before the job can end
         return listener
 
