@@ -169,6 +169,14 @@ def private_file():
 
 
 @pytest.fixture
+def fresh_restic_repo(tmp_path, restic_binary) -> ResticLocalRepo:
+    """A new, empty local repository of the test's own (one it may damage)."""
+    repo = ResticLocalRepo(tmp_path / "own-repo", write_private(tmp_path / "own-repo.password", RESTIC_PASSWORD + "\n"))
+    repo.restic("init")
+    return repo
+
+
+@pytest.fixture
 def moto_server_factory(tmp_path):
     """start() -> MotoServer: extra servers for one test (e.g. to break), all stopped after it."""
     servers = []

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ResticLocalRepo, write_private
-
 from ansible_collections.restorable.backup.plugins.module_utils.tiers.host.chain import points_by_vm
 from ansible_collections.restorable.backup.plugins.module_utils.tiers.host.driver import HostDriver
 from ansible_collections.restorable.backup.plugins.module_utils.tiers.host.restore import materialise
@@ -83,9 +81,8 @@ def test_a_boot_drill_restores_boots_isolated_and_cleans_up(lab, hypervisors, re
     assert record["cleaned"]
 
 
-def test_a_point_corrupted_in_the_repository_fails_the_drill(lab, hypervisors, tmp_path, restic_binary):
-    repo = ResticLocalRepo(tmp_path / "repo", write_private(tmp_path / "pw", "corrupt-me\n"))
-    repo.restic("init")
+def test_a_point_corrupted_in_the_repository_fails_the_drill(lab, hypervisors, tmp_path, fresh_restic_repo):
+    repo = fresh_restic_repo
     config = host_job("corrupt", tmp_path, repo, hypervisors.hv01, {"names": ["chain1"]})
     lab.write(4 * MIB, 128 * 1024, 13)
     assert run_job(config)["result"] == "success"

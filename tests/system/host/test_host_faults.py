@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 
 import collection_path
-from conftest import write_private
 
 from ansible_collections.restorable.backup.plugins.module_utils.core.jobspec import JobConfig
 from ansible_collections.restorable.backup.plugins.module_utils.tiers.host.chain import (
@@ -376,7 +375,7 @@ def _s3_snapshots(url: str, env: dict, dataset: str) -> list[str]:
 
 
 def test_an_s3_target_lost_mid_upload_fails_the_run_cleanly_and_the_next_run_continues_the_chain(
-        lab, hypervisors, restic_local_repo, moto_server, net, tmp_path):
+        lab, hypervisors, restic_local_repo, moto_server, net, tmp_path, private_file):
     hv01 = hypervisors.hv01
     _running(lab)
     port, stats = net.free_port(), tmp_path / "proxy-bytes"
@@ -384,7 +383,7 @@ def test_an_s3_target_lost_mid_upload_fails_the_run_cleanly_and_the_next_run_con
     try:
         bucket = "hostfault-" + uuid.uuid4().hex[:10]
         moto_server.client().create_bucket(Bucket=bucket)
-        env_file = write_private(tmp_path / "s3.env", "AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n" % (
+        env_file = private_file(tmp_path / "s3.env", "AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n" % (
             moto_server.access_key, moto_server.secret_key))
         document = host_job("s3fault", tmp_path, restic_local_repo, hv01, {"names": [NAME]}).to_dict()
         document["repository"] = {"url": "s3:http://127.0.0.1:%d/%s/hv01" % (port, bucket),
