@@ -51,6 +51,11 @@ class HostLayout:
         return self.below(DEFAULT_STATUS_DIR + "/metrics")
 
     @property
+    def scratch_dir(self) -> str:
+        """Where host-tier points are staged before they go to their repositories."""
+        return self.below(DEFAULT_STATUS_DIR + "/scratch")
+
+    @property
     def evidence_dir(self) -> str:
         """Where scheduled drills keep their ledger and reports on a drill host."""
         return self.below(DEFAULT_STATUS_DIR + "/drills")

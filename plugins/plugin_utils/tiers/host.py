@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.restorable.backup.plugins.module_utils.core.layout import DEFAULT_STATUS_DIR, HostLayout
+from ansible_collections.restorable.backup.plugins.module_utils.core.layout import HostLayout
+from ansible_collections.restorable.backup.plugins.module_utils.tiers.host.libvirt import DEFAULT_URI
 
 from .agent_drills import AgentDrills, secret_stem
 from .agent_jobs import AgentPlanner
 from .base import Copy, Fleet, TierPlanner, target_copy
 
-DEFAULT_URI = "qemu:///system"
-SCRATCH_DIR = DEFAULT_STATUS_DIR + "/scratch"
 HOST_CHECKS = ["integrity", "freshness", "content", "application"]
 
 
@@ -88,7 +87,7 @@ def hypervisor_settings(policy: dict, root: str) -> dict[str, str]:
     settings = policy.get("restorable_hypervisor") or {}
     uri = settings.get("libvirt_uri") or DEFAULT_URI
     return {"libvirt_uri": uri, "remote_uri": settings.get("remote_uri") or uri,
-            "scratch_dir": settings.get("scratch_dir") or HostLayout(root).below(SCRATCH_DIR)}
+            "scratch_dir": settings.get("scratch_dir") or HostLayout(root).scratch_dir}
 
 
 class HostDrills(AgentDrills):

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...core.jobspec import ConfigError, FieldReader
-from ...core.layout import DEFAULT_STATUS_DIR
+from ...core.layout import HostLayout
 from .libvirt import DEFAULT_URI, Disk, Domain, DomainName
 
 MODES = ("full", "incremental", "differential")
-DEFAULT_SCRATCH_DIR = DEFAULT_STATUS_DIR + "/scratch"
+DEFAULT_SCRATCH_DIR = HostLayout().scratch_dir
 
 
 @dataclass
