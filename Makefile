@@ -18,25 +18,34 @@ PYTHON_VERSION := 3.11
 COLLECTION_COPY := build/ansible_collections/restorable/backup
 ANSIBLE_TEST := cd $(COLLECTION_COPY) && ansible-test
 
-.PHONY: deps demo demo-clean test sanity units lint pytest docs build clean collection-copy
+.PHONY: deps demo demo-clean demo-cdp-stop test sanity units lint pytest docs build clean collection-copy
 
 deps:
 	scripts/bootstrap
 
-# The demo's hypervisor (a private libvirtd with one VM, below the demo root) is stopped
-# whatever the playbook's outcome.
+# The demo's hypervisor (a private libvirtd with one VM) and its CDP infrastructure (btrfs
+# filesystems on loop devices, the replica's sshd, a PostgreSQL cluster), both below the demo
+# root, are stopped whatever the playbook's outcome, also when the CDP start fails half-way.
 DEMO_HYPERVISOR := $(VENV)/bin/python scripts/demo_hypervisor.py
 DEMO_HYPERVISOR_ROOT := /var/tmp/restorable-demo/hypervisor
+DEMO_CDP := $(VENV)/bin/python scripts/demo_cdp.py
+DEMO_CDP_ROOT := /var/tmp/restorable-demo/cdp
 
 demo: deps
 	$(DEMO_HYPERVISOR) start $(DEMO_HYPERVISOR_ROOT)
-	ansible-playbook -i inventories/demo playbooks/demo.yml || rc=$$?; \
+	$(DEMO_CDP) start $(DEMO_CDP_ROOT) && ansible-playbook -i inventories/demo playbooks/demo.yml || rc=$$?; \
+	  $(DEMO_CDP) stop $(DEMO_CDP_ROOT) || rc=$${rc:-$$?}; \
 	  $(DEMO_HYPERVISOR) stop $(DEMO_HYPERVISOR_ROOT); exit $${rc:-0}
+
+# Before the demo's state is removed: rm -rf must not walk into its mounted filesystems, and
+# their loop devices must not outlive their images. A failing stop stops demo-clean.
+demo-cdp-stop:
+	$(DEMO_CDP) stop $(DEMO_CDP_ROOT)
 
 # Everything the demo writes is below demo_root (inventories/demo/group_vars/all/main.yml), and
 # it leaves nothing running (its schedules are written, not activated): removing that one
 # directory starts afresh. A literal path, so that no variable can widen what is removed.
-demo-clean:
+demo-clean: demo-cdp-stop
 	$(DEMO_HYPERVISOR) stop $(DEMO_HYPERVISOR_ROOT)
 	rm -rf -- /var/tmp/restorable-demo
 

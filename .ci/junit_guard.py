@@ -26,6 +26,9 @@ GUARDED = {
         "the systemd-nspawn host (root)",
     "tests.system.hypervisor": "private libvirtd instances and a real guest (root)",
     "tests.system.host": "the host tier on private libvirtd instances with a real guest (root)",
+    "tests.system.apply.test_replica_access": "btrfs on loop devices (root)",
+    "tests.system.cdp_btrfs": "the CDP tier on btrfs filesystems on loop devices, a replica sshd (root)",
+    "tests.system.cdp_pg": "the CDP tier on a real PostgreSQL 15, moto S3 and an sshd (root)",
 }
 # The systemd_host fixture's skip messages start with this, in whichever file a test uses it.
 GUARDED_SKIP_MESSAGE = "systemd_host"

@@ -72,24 +72,24 @@ def test_apply_applies_nothing_when_the_policy_is_invalid(tmp_path):
 
 
 def test_apply_warns_about_tiers_it_does_not_apply_yet(tmp_path):
-    """Only the agent tier runs today: apply names every other dataset it leaves alone, with its host and field."""
+    """The array tier has no planner yet: apply names every dataset it leaves alone, with its host and field."""
     root = tmp_path / "inv"
     (root / "group_vars").mkdir(parents=True)
-    (root / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"files01": None, "replica01": None}, "vars": {
+    (root / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"files01": None, "other01": None}, "vars": {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
         "agent_root": str(root / "hostroot" / "{{ inventory_hostname }}")}}}))
     (root / "group_vars" / "all.yml").write_text(yaml.safe_dump({
-        "restorable_targets": {"replica": {"type": "replica", "host": "replica01", "path": "/srv/replicas/files01"}},
+        "restorable_schedules": {"hourly": {"calendar": "hourly"}},
         "restorable_datasets": {},
     }))
     (root / "host_vars").mkdir()
-    (root / "host_vars" / "files01.yml").write_text(yaml.safe_dump({"restorable_datasets": {"shares-cdp": {
-        "tier": "cdp", "source": {"type": "btrfs", "subvolume": "/srv/shares"}, "interval_minutes": 10,
-        "replica": "replica", "retention": {"max_age": "7d"}, "rpo": "15m"}}}))
+    (root / "host_vars" / "files01.yml").write_text(yaml.safe_dump({"restorable_datasets": {"shares-array": {
+        "tier": "array", "volumes": ["/srv/shares"], "provider": "btrfs", "schedule": "hourly",
+        "retention": {"hourly": 24}}}}))
     result = _run("restorable.backup.apply", root)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     output = " ".join(output.split())  # the callback folds long messages
-    assert ("files01: restorable_datasets.shares-cdp: validated, not applied: tier cdp is not supported by this "
+    assert ("files01: restorable_datasets.shares-array: validated, not applied: tier array is not supported by this "
             "version") in output
-    assert "replica01: restorable_datasets" not in output
+    assert "other01: restorable_datasets" not in output

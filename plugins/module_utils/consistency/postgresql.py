@@ -203,6 +203,17 @@ def is_data_directory(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "PG_VERSION")) and os.path.isfile(os.path.join(path, "global", "pg_control"))
 
 
+def socket_dir_of(data_directory: str) -> str | None:
+    """The first socket directory of the running cluster, from line 5 of its postmaster.pid; None when
+    it does not run, or listens on TCP only (libpq's default socket directory is then the guess)."""
+    try:
+        with open(os.path.join(data_directory, "postmaster.pid"), "r", encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return lines[4].strip() or None if len(lines) > 4 else None
+
+
 def find_data_directories(root: str, depth: int = DATA_DIRECTORY_DEPTH) -> list[str]:
     """Paths (relative to root, "." for root) of PostgreSQL data directories, depth levels deep at most."""
     found = []

@@ -18,6 +18,7 @@ class DesiredFile:
     content: str
     mode: int = 0o644
     secret: bool = False
+    owner: tuple[int, int] | None = None  # (uid, gid); None: whoever writes it (root)
 
 
 @dataclass
@@ -45,9 +46,10 @@ def _current(path: str) -> tuple:
     try:
         with open(path, "r", encoding="utf-8") as handle:
             content = handle.read()
-        return content, os.stat(path).st_mode & 0o7777
+        info = os.stat(path)
+        return content, info.st_mode & 0o7777, (info.st_uid, info.st_gid)
     except (FileNotFoundError, UnicodeDecodeError):
-        return None, None
+        return None, None, None
 
 
 class FileConverger:
@@ -56,8 +58,8 @@ class FileConverger:
         self.changes = FileChanges()
 
     def ensure(self, wanted: DesiredFile) -> bool:
-        content, mode = _current(wanted.path)
-        if content == wanted.content and mode == wanted.mode:
+        content, mode, owner = _current(wanted.path)
+        if content == wanted.content and mode == wanted.mode and wanted.owner in (None, owner):
             return False
         self.changes.written.append(wanted.path)
         self.changes.before[wanted.path] = HIDDEN if wanted.secret and content is not None else (content or "")
@@ -65,10 +67,12 @@ class FileConverger:
         if not self.check_mode:
             ensure_dir(os.path.dirname(wanted.path), 0o700 if wanted.secret else 0o755)
             atomic_write(wanted.path, wanted.content, mode=wanted.mode)
+            if wanted.owner is not None:
+                os.chown(wanted.path, *wanted.owner)
         return True
 
     def remove(self, path: str, secret: bool = False) -> bool:
-        content, _mode = _current(path)
+        content = _current(path)[0]
         if content is None and not os.path.lexists(path):
             return False
         self.changes.removed.append(path)

@@ -104,6 +104,8 @@ class TierDriver(abc.ABC):
     and how its recovery points are restored in a drill."""
 
     tier: str = ""
+    # Snapshot tiers quiesce around an instant (freezing profiles); the others stream dumps.
+    takes_freezing_profiles: bool = False
 
     def record_details(self) -> dict[str, Any]:
         """The tier's own fields of a RunRecord with their values before anything ran."""

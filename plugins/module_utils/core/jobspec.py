@@ -23,6 +23,8 @@ DEFAULT_PRUNE_EVERY = 7  # weekly for a nightly job; why: retention.prune_every 
 DEFAULT_HISTORY = 20
 DATASET_TAG_PREFIX = "dataset:"
 
+# Tiers whose jobs may keep their points outside restic: a CDP btrfs job snapshots and replicates.
+TIERS_WITHOUT_REPOSITORY = ("cdp",)
 RETENTION_KEYS = ("last", "hourly", "daily", "weekly", "monthly", "yearly", "max_age")
 
 
@@ -50,9 +52,10 @@ class JobConfig:
     """Everything one run of one dataset needs, except the secrets themselves."""
 
     dataset: str
-    repository: str
-    password_file: str
-    paths: list[str]
+    # A tier that keeps its points outside restic (CDP btrfs snapshots) has no repository: "".
+    repository: str = ""
+    password_file: str = ""
+    paths: list[str] = field(default_factory=list)
     host: str = field(default_factory=socket.gethostname)
     tier: str = "agent"  # which driver runs the job (runtime/registry.py)
     env_file: str | None = None
@@ -154,7 +157,7 @@ class JobConfig:
             schedule["bandwidth"] = bandwidth
         if self.max_runtime is not None:
             schedule["max_runtime"] = self.max_runtime
-        repository: dict[str, Any] = {"url": self.repository, "password_file": self.password_file}
+        repository: dict[str, Any] = {"url": self.repository, "password_file": self.password_file} if self.repository else {}
         if self.env_file:
             repository["env_file"] = self.env_file
         if self.repository_options:
@@ -269,12 +272,14 @@ def _parse(data: Any, source: str | None) -> JobConfig:
     fmt = top.get("format", int, CONFIG_FORMAT)
     if fmt != CONFIG_FORMAT:
         raise ValueError("format %r is not supported by this agent (expected %d)" % (fmt, CONFIG_FORMAT))
+    tier = top.get("tier", str, "agent")
     repo = top.sub("repository")
-    config = JobConfig(dataset=top.get("dataset", str, required=True), repository=repo.get("url", str, required=True),
-                       password_file=repo.get("password_file", str, required=True), paths=top.strings("paths"),
+    needed = tier not in TIERS_WITHOUT_REPOSITORY or bool(repo.data)
+    config = JobConfig(dataset=top.get("dataset", str, required=True), repository=repo.get("url", str, required=needed) or "",
+                       password_file=repo.get("password_file", str, required=needed) or "", paths=top.strings("paths"),
                        env_file=repo.get("env_file", str), repository_options=repo.strings("options"), source=source)
     repo.done()
-    config.tier = top.get("tier", str, "agent")
+    config.tier = tier
     config.host = top.get("host", str, config.host)
     config.excludes = top.strings("excludes")
     config.one_file_system = top.get("one_file_system", bool, False)

@@ -20,7 +20,7 @@ from ..common.fileio import ensure_dir
 from ..common.locks import FileLock, LockBusy
 from ..common.process import Redactor, SecretFileError, ionice_prefix, read_secret_file
 from ..consistency import custom, fsfreeze, mariadb, postgresql, sqlite
-from ..consistency.base import QuiesceFailed, StreamingProfile, streaming_profile_from_config
+from ..consistency.base import ConsistencyProfile, QuiesceFailed, profile_from_config, streaming_profile_from_config
 from ..storage.repository import RepositoryError
 from .driver import RunContext, RunFailed, RunRecord, TierDriver, iso
 from .gate import GateDecision, LoadGate, wait_for_gate
@@ -193,7 +193,7 @@ class Runner:
             raise RunFailed("%s (snapshot %s was saved)" % (failed[0].describe(), run.record.snapshot_id))
         self.driver.maintain(run)
 
-    def _profile(self, record: RunRecord) -> StreamingProfile | None:
+    def _profile(self, record: RunRecord) -> ConsistencyProfile | None:
         """The dataset's consistency profile, its passwords read from their private files."""
         declared = self.config.consistency
         if not declared:
@@ -207,7 +207,8 @@ class Runner:
                 settings[section] = part
         record.consistency = {"profile": settings["type"], "consistent": True, "reason": "", "seconds": 0.0}
         try:
-            return streaming_profile_from_config(settings, self.config.files.staging, status_dir=self.config.status_dir)
+            build = profile_from_config if self.driver.takes_freezing_profiles else streaming_profile_from_config
+            return build(settings, self.config.files.staging, status_dir=self.config.status_dir)
         except QuiesceFailed as exc:
             raise RunFailed("consistency profile %s: %s" % (settings["type"], exc)) from None
 

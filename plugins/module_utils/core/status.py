@@ -148,6 +148,7 @@ def render_metrics(status: dict[str, Any], host: str) -> str:
         name = "restorable_job_info"
         lines += ["# HELP %s 1 for each job; its tier as a label." % name, "# TYPE %s gauge" % name,
                   '%s{%s,tier="%s"} 1' % (name, labels, _label(status["tier"]))]
+    lines += _rpo_lines(status, labels)
     name = "restorable_backup_last_result"
     lines += ["# HELP %s 1 for the result of the last run." % name, "# TYPE %s gauge" % name]
     for result in RESULTS:
@@ -155,6 +156,27 @@ def render_metrics(status: dict[str, Any], host: str) -> str:
             continue  # a refused run is never recorded: the running one writes the status
         lines.append('%s{%s,result="%s"} %d' % (name, labels, result, 1 if status.get("result") == result else 0))
     return "\n".join(lines) + "\n"
+
+
+def _rpo_lines(status: dict[str, Any], labels: str) -> list[str]:
+    """CDP runs measure the age of the newest point of each copy (source, replica, archive). The
+    point's time is exported too, so an alert sees the RPO grow even when runs stop."""
+    rpo = status.get("rpo") if isinstance(status.get("rpo"), dict) else {}
+    copies = sorted((k[:-len("_seconds")], v) for k, v in rpo.items() if k.endswith("_seconds") and isinstance(v, (int, float)))
+    if not copies:
+        return []
+    finished = _timestamp(status.get("finished"))
+    lines = []
+    for name, help_text, value_of in (
+            ("restorable_cdp_rpo_seconds", "Age of the newest recovery point of each copy when the last run ended.", lambda age: age),
+            ("restorable_cdp_newest_point_timestamp_seconds", "Time of the newest recovery point of each copy.",
+             lambda age: max(0.0, finished - age))):
+        lines += ["# HELP %s %s" % (name, help_text), "# TYPE %s gauge" % name]
+        lines += ['%s{%s,copy="%s"} %s' % (name, labels, _label(copy), _num(value_of(float(age)))) for copy, age in copies]
+    name = "restorable_cdp_rpo_at_risk"
+    lines += ["# HELP %s 1 when the last run found the RPO at risk (archive failing or lagging, replica behind)." % name,
+              "# TYPE %s gauge" % name, "%s{%s} %d" % (name, labels, 1 if rpo.get("at_risk") else 0)]
+    return lines
 
 
 def _num(value: float) -> str:

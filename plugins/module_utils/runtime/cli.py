@@ -4,6 +4,8 @@
 #   python3 -m restorable_agent status --config /etc/restorable/www.json
 #   python3 -m restorable_agent init --config /etc/restorable/www.json
 #   python3 -m restorable_agent drill --config /etc/restorable/drills/web01-weekly.json [--quiet]
+#   python3 -m restorable_agent archive-wal|restore-wal --config FILE ... (PostgreSQL's, see wal_cli.py)
+#   python3 -m restorable_agent replica-serve --root DIR   (a CDP replica key's forced command)
 # Expected failures print one clear line on stderr and exit non-zero; no tracebacks.
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from typing import Sequence
 
 from ..common.fileio import read_json
 from ..common.process import SecretFileError, read_env_file, read_secret_file
+from . import wal_cli
 from .drill_cli import run_drill_config
+from . import replica_cli
 from ..core.jobspec import ConfigError, load_job_config
 from ..storage.factory import open_repository
 from ..storage.repository import RepositoryError
@@ -44,11 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     drill = commands.add_parser("drill", help="run a scheduled restore drill and keep its evidence on this host")
     drill.add_argument("--config", required=True, help="drill configuration file (JSON)")
     drill.add_argument("--quiet", action="store_true", help="print nothing but errors (cron)")
+    replica = commands.add_parser("replica-serve", help="serve one dataset's directory on a CDP replica host")
+    replica.add_argument("--root", required=True, help="the dataset's directory on this host (on btrfs)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] and arguments[0] in wal_cli.COMMANDS:
+        return wal_cli.main(arguments)
+    args = build_parser().parse_args(arguments)
+    if args.command == "replica-serve":
+        return replica_cli.main(["--root", args.root])
     if args.command == "drill":
         logging.basicConfig(level=logging.ERROR if args.quiet else logging.INFO, stream=sys.stderr,
                             format="restorable-drill: %(message)s")

@@ -9,6 +9,7 @@ from typing import Any
 from ..core.driver import TierDriver
 from ..core.runner import RunOptions, Runner
 from ..tiers.agent.driver import AgentDriver
+from ..tiers.cdp.driver import CdpDriver
 from ..tiers.host.driver import HostDriver
 
 
@@ -19,6 +20,7 @@ class UnsupportedTier(Exception):
 TIERS: dict[str, type[TierDriver]] = {
     AgentDriver.tier: AgentDriver,
     HostDriver.tier: HostDriver,
+    CdpDriver.tier: CdpDriver,
 }
 
 

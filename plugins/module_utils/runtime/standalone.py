@@ -62,7 +62,8 @@ def _source(module: Any) -> str:
     if source is None:
         with open(module.__file__, "r", encoding="utf-8") as handle:
             source = handle.read()
-    return source
+    # Some loaders (ansible-test's) return bytes: compared with the text on disk, every file would differ.
+    return source.decode("utf-8") if isinstance(source, bytes) else source
 
 
 def standalone_sources() -> dict[str, str]:

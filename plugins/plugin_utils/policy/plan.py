@@ -19,6 +19,9 @@ def _target_text(name: str, target: dict) -> str:
 
 
 def _when(dataset: dict, schedules: dict) -> str:
+    if dataset["tier"] == "cdp":
+        base = schedules.get(dataset.get("base_backup_schedule"), {})
+        return "every %d min" % dataset["interval_minutes"] + (", base backups %s" % base["calendar"] if base else "")
     schedule = schedules.get(dataset.get("schedule"), {})
     text = schedule.get("calendar", "unscheduled")
     if "window" in schedule:
@@ -54,12 +57,15 @@ def _dataset_lines(name: str, dataset: dict, policy: dict, planner: TierPlanner,
     targets = policy.get("restorable_targets", {})
     state = "" if dataset.get("enabled", True) else " [disabled]"
     lines = ["dataset %s (%s tier)%s: %s" % (name, dataset["tier"], state, planner.describe(dataset))]
-    for target in dataset.get("targets", []):
+    for target in dataset.get("targets", []) + [dataset[k] for k in ("replica", "wal_archive") if k in dataset]:
         lines.append("  copy to %s" % _target_text(target, targets[target]))
     lines.append("  when: %s" % _when(dataset, policy.get("restorable_schedules", {})))
     rules = dataset["retention"]
     retention = ", ".join("%s %s" % (k, v) for k, v in rules.items() if k not in ("thinning", "prune_every"))
-    lines.append("  keep: %s%s" % (retention or "thinning rules",
+    thinning = ["older than %s one per %s" % (r["older_than"], r["keep_every"]) for r in rules.get("thinning") or []]
+    if thinning:
+        retention = ", ".join(part for part in (retention, "thinning: " + "; ".join(thinning)) if part)
+    lines.append("  keep: %s%s" % (retention or "every point",
                                    ", applied every %s backups" % rules["prune_every"] if "prune_every" in rules else ""))
     if "consistency" in dataset:
         lines.append("  consistency: profile %s" % dataset["consistency"])

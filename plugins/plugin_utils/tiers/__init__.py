@@ -9,9 +9,11 @@ from collections.abc import Mapping
 from ..policy.problems import ERROR, WARNING, Problem
 from .agent import AgentTierPlanner
 from .base import Fleet, TierPlanner
+from .cdp import CdpTierPlanner
 from .host import HostTierPlanner
 
-REGISTRY: Mapping[str, type[TierPlanner]] = {AgentTierPlanner.tier: AgentTierPlanner, HostTierPlanner.tier: HostTierPlanner}
+REGISTRY: Mapping[str, type[TierPlanner]] = {AgentTierPlanner.tier: AgentTierPlanner, HostTierPlanner.tier: HostTierPlanner,
+                                             CdpTierPlanner.tier: CdpTierPlanner}
 UNSUPPORTED = "validated, not applied: tier %s is not supported by this version"
 
 

@@ -38,18 +38,18 @@ class _RemoteRepositories(AgentPlanner):
         return super()._options(secret_stem(self.host, name), target)
 
 
-def _safe(host: str) -> str:
+def safe_name(host: str) -> str:
     """An inventory name as a file and unit name part: cron skips files with dots (FQDNs)."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", host)
 
 
 def secret_stem(source: str, target: str) -> str:
     """File name stem of a source repository's credentials copied to a drill host."""
-    return "%s-%s" % (_safe(source), target)
+    return "%s-%s" % (safe_name(source), target)
 
 
 def job_name(source: str, drill: str) -> str:
-    return "%s-%s" % (_safe(source), drill)
+    return "%s-%s" % (safe_name(source), drill)
 
 
 def drill_host(source: str, drill: dict) -> str:

@@ -24,7 +24,7 @@ def fleet() -> dict:
                 "check": {"read_data_subset": "10%"}},
         "bucket": {"tier": "agent", "paths": ["/srv/bucket"], "targets": ["cloud"], "schedule": "hourly",
                    "retention": {"last": 3}},
-        "vm": {"tier": "cdp", "paths": ["/var/lib/vm"]},
+        "vm": {"tier": "array", "paths": ["/var/lib/vm"]},
     }
     common = {"restorable_targets": targets, "restorable_schedules": {"hourly": {"calendar": "hourly"}},
               "restorable_consistency_profiles": {"db": {"type": "postgresql", "pre": [{"argv": ["true"]}],
@@ -48,7 +48,7 @@ def planner() -> DrillPlanner:
 def test_drills_run_on_their_drill_host_or_on_their_source():
     on_drill1 = planner().drills_on("drill1")
     assert [(e["params"]["source_host"], e["params"]["drill"], e["params"]["dataset"]) for e in on_drill1] == [
-        ("web1", "adhoc", "bucket"), ("web1", "weekly", "www")]  # vm is of a tier no planner runs (cdp)
+        ("web1", "adhoc", "bucket"), ("web1", "weekly", "www")]  # vm is of a tier no planner runs (array)
     assert [e["params"]["drill"] for e in planner().drills_on("web1")] == ["local"]
     assert planner().drills_on("nobody") == []
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 """The tier registry: what has no planner is said (host, field path, tier), scores nothing, and
 the plan describes only what a planner does; each host is planned once per play. This version
-plans the agent and host tiers; cdp is the example of a tier without a planner."""
+plans the agent, host and cdp tiers; array is the example of a tier without a planner."""
 from __future__ import annotations
 
 import copy
@@ -23,6 +23,7 @@ from ansible_collections.restorable.backup.plugins.plugin_utils.policy.validator
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers import REGISTRY, TIERS, Tiers  # noqa: E402
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.agent import AgentTierPlanner  # noqa: E402
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.base import Fleet  # noqa: E402
+from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.cdp import CdpTierPlanner  # noqa: E402
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.host import HostTierPlanner  # noqa: E402
 
 SECRET = "{{ vault_pw }}"
@@ -37,8 +38,8 @@ POLICY = {
     "restorable_datasets": {
         "www": {"tier": "agent", "paths": ["/srv/www"], "targets": ["nas", "cloud"], "schedule": "nightly", "retention": {"daily": 7}},
         "vms": {"tier": "host", "vms": {"all": True}, "targets": ["nas", "cloud"], "schedule": "nightly", "retention": {"daily": 7}},
-        "data": {"tier": "cdp", "source": {"type": "btrfs", "subvolume": "/srv/data"}, "interval_minutes": 5,
-                 "targets": ["usb"], "retention": {"max_age": "7d"}},
+        "data": {"tier": "array", "volumes": ["/srv/data"], "provider": "btrfs", "schedule": "nightly",
+                 "targets": ["usb"], "retention": {"daily": 7}},
     },
     "restorable_drills": {
         "weekly": {"datasets": ["www", "vms", "data"], "calendar": "weekly"},
@@ -60,26 +61,26 @@ def validate(document: dict, tiers: Tiers | None = TIERS):
 
 
 def test_the_agent_and_host_tiers_are_the_planners_of_this_version():
-    assert dict(REGISTRY) == {"agent": AgentTierPlanner, "host": HostTierPlanner}
-    assert [TIERS.supports(t) for t in ("agent", "host", "cdp", "array")] == [True, True, False, False]
+    assert dict(REGISTRY) == {"agent": AgentTierPlanner, "host": HostTierPlanner, "cdp": CdpTierPlanner}
+    assert [TIERS.supports(t) for t in ("agent", "host", "cdp", "array")] == [True, True, True, False]
 
 
 def test_a_dataset_or_drill_without_a_planner_is_a_warning_naming_host_field_path_and_tier():
     report = validate(policy())
     assert {p.severity for p in report.problems} == {WARNING} and not report.errors
     assert report.lines() == [
-        "warning: hv01: restorable_datasets.data: " + NOT_APPLIED % "cdp",
-        "warning: hv01: restorable_drills.weekly.datasets[2]: " + NOT_APPLIED % "cdp",
-        "warning: hv01: restorable_drills.data-only.datasets[0]: " + NOT_APPLIED % "cdp",
+        "warning: hv01: restorable_datasets.data: " + NOT_APPLIED % "array",
+        "warning: hv01: restorable_drills.weekly.datasets[2]: " + NOT_APPLIED % "array",
+        "warning: hv01: restorable_drills.data-only.datasets[0]: " + NOT_APPLIED % "array",
     ]
 
 
 def test_the_compliance_setting_makes_it_an_error():
     report = validate(policy(unsupported_tiers="error"))
     assert [(p.severity, p.line()) for p in report.problems] == [
-        (ERROR, "hv01: restorable_datasets.data: " + NOT_APPLIED % "cdp"),
-        (ERROR, "hv01: restorable_drills.weekly.datasets[2]: " + NOT_APPLIED % "cdp"),
-        (ERROR, "hv01: restorable_drills.data-only.datasets[0]: " + NOT_APPLIED % "cdp"),
+        (ERROR, "hv01: restorable_datasets.data: " + NOT_APPLIED % "array"),
+        (ERROR, "hv01: restorable_drills.weekly.datasets[2]: " + NOT_APPLIED % "array"),
+        (ERROR, "hv01: restorable_drills.data-only.datasets[0]: " + NOT_APPLIED % "array"),
     ]
     assert not validate(policy(unsupported_tiers="warn")).errors
 
@@ -117,14 +118,14 @@ def test_3_2_1_1_0_counts_copies_and_drills_only_where_a_planner_makes_them():
     document["restorable_datasets"]["www"]["enabled"] = False  # planned by no one: no copy, no drill
     assert ComplianceScorer("hv01", document).scores()[0].score == "5/5"  # as written
     scores = {s.dataset: s.score for s in ComplianceScorer("hv01", document, TIERS).scores()}
-    assert scores == {"www": "0/5", "vms": "5/5"}  # data (cdp) has no planner: no score at all
+    assert scores == {"www": "0/5", "vms": "5/5"}  # data (array) has no planner: no score at all
 
 
 def test_a_registered_planner_is_what_makes_a_tier_count():
-    class CdpPlanner(AgentTierPlanner):
-        tier = "cdp"
+    class ArrayPlanner(AgentTierPlanner):
+        tier = "array"
 
-    tiers = Tiers({"agent": AgentTierPlanner, "cdp": CdpPlanner})
+    tiers = Tiers({"agent": AgentTierPlanner, "array": ArrayPlanner})
     report = validate(policy(), tiers)
     assert sorted(report.compliance["hv01"]) == ["data", "www"]
     assert [p.path for p in report.problems] == [("restorable_datasets", "vms"), ("restorable_drills", "weekly", "datasets", 1)]
@@ -133,7 +134,7 @@ def test_a_registered_planner_is_what_makes_a_tier_count():
 def test_plan_prints_the_warning_line_not_a_mechanism():
     lines = plan_lines(policy(), {"www": {"score": "5/5"}}, "hv01")
     assert lines == [
-        "warning: hv01: restorable_datasets.data: " + NOT_APPLIED % "cdp",
+        "warning: hv01: restorable_datasets.data: " + NOT_APPLIED % "array",
         "dataset vms (host tier): incremental backups of every VM from the hypervisor",
         "  copy to nas (local /srv/restic)",
         "  copy to cloud (s3 s3:aws/acme-backup)",
@@ -145,16 +146,16 @@ def test_plan_prints_the_warning_line_not_a_mechanism():
         "  when: *-*-* 01:00:00",
         "  keep: daily 7",
         "  3-2-1-1-0: 5/5",
-        "warning: hv01: restorable_drills.data-only.datasets[0]: " + NOT_APPLIED % "cdp",
+        "warning: hv01: restorable_drills.data-only.datasets[0]: " + NOT_APPLIED % "array",
         "drill weekly: restore www, vms weekly on the source host",
-        "warning: hv01: restorable_drills.weekly.datasets[2]: " + NOT_APPLIED % "cdp",
+        "warning: hv01: restorable_drills.weekly.datasets[2]: " + NOT_APPLIED % "array",
     ]
     assert not [line for line in lines if "VM backup" in line or "recovery point" in line]
 
 
 def test_plan_under_the_error_setting_prints_the_error_line():
     lines = plan_lines(policy(unsupported_tiers="error"), None, "hv01")
-    assert lines[0] == "hv01: restorable_datasets.data: " + NOT_APPLIED % "cdp"
+    assert lines[0] == "hv01: restorable_datasets.data: " + NOT_APPLIED % "array"
 
 
 # --- each host planned once per play ----------------------------------------------------------------
@@ -219,7 +220,7 @@ def test_another_play_plans_again():
 def test_fleet_plan_gives_each_host_its_tiers_and_drills():
     hostvars = CountingHostvars(fleet(4))
     plans = fleet_plan(hostvars, list(hostvars))
-    assert sorted(plans["host001"]["tiers"]) == ["agent", "host"]
+    assert sorted(plans["host001"]["tiers"]) == ["agent", "cdp", "host"]
     assert [j["name"] for j in plans["host001"]["tiers"]["agent"]["jobs"]] == ["www", "www-cloud"]
     assert [j["name"] for j in plans["host001"]["tiers"]["host"]["jobs"]] == ["vms", "vms-cloud"]
     assert plans["host000"]["drills"]["drills"] == 8 and plans["host001"]["drills"]["drills"] == 0

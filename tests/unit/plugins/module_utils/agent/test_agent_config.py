@@ -143,3 +143,15 @@ def test_schedule_calendar_and_jitter_are_accepted_and_ignored():
     doc = broken("schedule.calendar", "*-*-* 01:00:00")
     doc["schedule"]["jitter"] = "2h"
     JobConfig.from_dict(doc)
+
+
+def test_a_cdp_job_may_have_no_repository_and_other_tiers_must():
+    doc = copy.deepcopy(EXAMPLE)
+    del doc["repository"]
+    with pytest.raises(ConfigError, match="repository.url is required"):
+        JobConfig.from_dict(doc)
+    config = JobConfig.from_dict(dict(doc, tier="cdp"))
+    assert (config.repository, config.password_file) == ("", "")
+    # Written back, it still loads: no empty repository section that would claim a restic store.
+    assert "url" not in config.to_dict()["repository"]
+    assert JobConfig.from_dict(config.to_dict()).repository == ""

@@ -120,3 +120,21 @@ def test_metrics_before_any_success(tmp_path):
     text = render_metrics(doc, "web01")
     assert 'restorable_backup_last_success_timestamp_seconds{dataset="www",host="web01"} 0\n' in text
     assert "last_check" not in text
+
+
+def test_cdp_metrics_give_each_copy_s_rpo_and_the_newest_point_time(tmp_path):
+    record = run("success", 1, rpo={"source_seconds": 30, "replica_seconds": 95.5, "at_risk": True})
+    doc = StatusStore(str(tmp_path), "www").record(record)
+    text = render_metrics(doc, "db01")
+    labels = 'dataset="www",host="db01"'
+    finished = 1795482090
+    assert 'restorable_cdp_rpo_seconds{%s,copy="replica"} 95.5\n' % labels in text
+    assert 'restorable_cdp_rpo_seconds{%s,copy="source"} 30\n' % labels in text
+    # Alerts compute the age from the point's time, so a job that stopped running still alerts.
+    assert 'restorable_cdp_newest_point_timestamp_seconds{%s,copy="source"} %d\n' % (labels, finished - 30) in text
+    assert "restorable_cdp_rpo_at_risk{%s} 1\n" % labels in text
+
+
+def test_no_cdp_metrics_for_other_tiers(tmp_path):
+    doc = StatusStore(str(tmp_path), "www").record(run("success", 1))
+    assert "restorable_cdp" not in render_metrics(doc, "web01")

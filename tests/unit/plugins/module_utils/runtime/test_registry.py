@@ -24,8 +24,8 @@ def test_a_job_runs_with_its_tiers_driver(tmp_path):
     assert isinstance(runner.driver, AgentDriver) and runner.driver.tier == "agent"
 
 
-def test_this_version_runs_the_agent_and_host_tiers():
-    assert sorted(TIERS) == ["agent", "host"]
+def test_this_version_runs_the_agent_host_and_cdp_tiers():
+    assert sorted(TIERS) == ["agent", "cdp", "host"]
     assert TIERS["host"] is HostDriver and HostDriver.tier == "host"
 
 
@@ -36,15 +36,15 @@ def test_a_host_job_runs_with_the_host_driver(tmp_path):
 
 
 def test_a_job_of_a_tier_this_version_does_not_run_is_refused_by_name(tmp_path):
-    with pytest.raises(UnsupportedTier, match=r"^tier cdp is not supported by this version \(it runs: agent, host\)$"):
-        runner_for(JobConfig.from_dict(job(tmp_path, "cdp")))
+    with pytest.raises(UnsupportedTier, match=r"^tier array is not supported by this version \(it runs: agent, cdp, host\)$"):
+        runner_for(JobConfig.from_dict(job(tmp_path, "array")))
 
 
 def test_the_command_line_refuses_it_without_a_traceback(tmp_path, capsys):
     config = tmp_path / "vms.json"
-    config.write_text(__import__("json").dumps(job(tmp_path, "cdp")))
+    config.write_text(__import__("json").dumps(job(tmp_path, "array")))
     assert cli.main(["run", "--config", str(config), "--quiet"]) == 2
-    assert capsys.readouterr().err == "restorable-agent: error: tier cdp is not supported by this version (it runs: agent, host)\n"
+    assert capsys.readouterr().err == "restorable-agent: error: tier array is not supported by this version (it runs: agent, cdp, host)\n"
     assert not (tmp_path / "status").exists(), "nothing ran"
 
 
