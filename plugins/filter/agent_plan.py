@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 name: agent_plan
-short_description: The repositories and jobs of a host's restic tiers (agent and host)
+short_description: The repositories and jobs of a host's restic tiers (agent, host, cdp)
 version_added: 0.1.0
 description:
   - Turns a host's validated C(restorable_*) variables into what its agent and host tiers apply
@@ -46,6 +46,7 @@ _value:
 """
 
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.agent_jobs import AgentPlanner
+from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.cdp import CdpJobs
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.host import HostJobs
 from ansible_collections.restorable.backup.plugins.plugin_utils.inventory_policy import plain
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.validator import VARIABLE_PREFIX
@@ -53,7 +54,7 @@ from ansible_collections.restorable.backup.plugins.plugin_utils.policy.validator
 
 def agent_plan(variables, host, root="/"):
     policy = {k: plain(variables[k]) for k in variables.keys() if isinstance(k, str) and k.startswith(VARIABLE_PREFIX)}
-    planners = [AgentPlanner(host, policy, root), HostJobs(host, policy, root)]
+    planners = [AgentPlanner(host, policy, root), HostJobs(host, policy, root), CdpJobs(host, policy, root)]
     repositories = {r["name"]: r for planner in planners for r in planner.repositories()}
     return {"repositories": [repositories[name] for name in sorted(repositories)],
             "jobs": [job for planner in planners for job in planner.jobs()], "secrets": planners[0].secrets()}

@@ -42,8 +42,38 @@ options:
   tier:
     description: The dataset's tier.
     type: str
-    choices: [agent, host]
+    choices: [agent, host, cdp]
     default: agent
+  source_type:
+    description: Tier C(cdp) only, the dataset's source kind.
+    type: str
+    choices: [btrfs, postgresql]
+  points_on:
+    description: Tier C(cdp), source C(btrfs), where the points are restored from, on the drill host.
+    type: str
+    choices: [source, replica]
+    default: source
+  point_dir:
+    description: Tier C(cdp), source C(btrfs), the directory holding the points on the drill host.
+    type: path
+  subvolume:
+    description: Tier C(cdp), source C(btrfs), the dataset's subvolume on its source host (named in messages, never written).
+    type: path
+  archiver_config:
+    description: Tier C(cdp), source C(postgresql), the archiver's configuration on the drill host (the source host's own).
+    type: path
+  wal_store:
+    description: Tier C(cdp), source C(postgresql), the WAL store when the drill host has no archiver configuration of the dataset.
+    type: dict
+  install_dir:
+    description: Tier C(cdp), source C(postgresql), where the agent is installed on the drill host (its C(restore_command) runs it).
+    type: path
+  source:
+    description: Tier C(cdp), source C(postgresql), the production cluster (C(data_directory), never written; C(database) of the heartbeat).
+    type: dict
+  interval_minutes:
+    description: Tier C(cdp), the dataset's interval between recovery points.
+    type: int
   vm:
     description: Host tier; the VM (name or UUID) whose points are drilled (default any VM of the dataset).
     type: str
@@ -72,8 +102,8 @@ options:
       - The repository the dataset is backed up to, as the C(repositories) of
         C(restorable.backup.agent_plan) give it (url, options, password, env).
       - The password is written to a private temporary file for restic and removed afterwards.
+      - Required except for tier C(cdp) with source C(btrfs), whose points are snapshots, not in a repository.
     type: dict
-    required: true
     suboptions:
       url:
         description: Repository URL.
@@ -223,14 +253,23 @@ def main() -> None:
         argument_spec=dict(
             drill=dict(type="str", required=True),
             dataset=dict(type="str", required=True),
-            tier=dict(type="str", choices=["agent", "host"], default="agent"),
+            tier=dict(type="str", choices=["agent", "host", "cdp"], default="agent"),
+            source_type=dict(type="str", choices=["btrfs", "postgresql"]),
+            points_on=dict(type="str", choices=["source", "replica"], default="source"),
+            point_dir=dict(type="path"),
+            subvolume=dict(type="path"),
+            archiver_config=dict(type="path"),
+            wal_store=dict(type="dict"),
+            install_dir=dict(type="path"),
+            source=dict(type="dict"),
+            interval_minutes=dict(type="int"),
             vm=dict(type="str"),
             libvirt_uri=dict(type="str", default="qemu:///system"),
             guest_commands=dict(type="list", elements="list", default=[]),
             boot_timeout=dict(type="float", default=180.0),
             source_host=dict(type="str", required=True),
             drill_host=dict(type="str"),
-            repository=dict(type="dict", required=True, options=dict(
+            repository=dict(type="dict", options=dict(
                 url=dict(type="str", required=True),
                 password=dict(type="str", required=True, no_log=True),
                 env=dict(type="dict", default={}, no_log=True),
@@ -251,6 +290,8 @@ def main() -> None:
             timeout=dict(type="float"),
             keep_restore=dict(type="bool", default=False),
         ),
+        required_if=[("tier", "agent", ["repository"]), ("tier", "host", ["repository"]),
+                     ("source_type", "postgresql", ["repository"]), ("tier", "cdp", ["source_type"])],
         supports_check_mode=True,
     )
     try:

@@ -103,7 +103,7 @@ class WalArchiving:
         while not os.path.isdir(probe):
             missing.append(probe)
             probe = os.path.dirname(probe)
-        for parent in _ancestors(probe):
+        for parent in _ancestors(probe if probe != path else os.path.dirname(path)):
             mode = stat.S_IMODE(os.stat(parent).st_mode)
             if not mode & stat.S_IXOTH:
                 self.actions.append("let others pass through %s (mode %o to %o)" % (parent, mode, mode | stat.S_IXOTH))

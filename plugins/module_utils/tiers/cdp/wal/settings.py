@@ -27,8 +27,10 @@ WAL_MODULE = PACKAGE_NAME + ".runtime.wal_cli"
 MIN_ARCHIVE_TIMEOUT = 60
 WAL_LEVELS_THAT_ARCHIVE = ("replica", "logical")
 RESTART_SETTINGS = ("wal_level", "archive_mode")
+# pg_file_settings marks a value waiting for a restart with an error ("setting could not be applied"):
+# it is still the value written, so it is not filtered out.
 SETTINGS_SQL = ("SELECT json_build_object('name', s.name, 'setting', s.setting, 'pending_restart', s.pending_restart, "
-                "'configured', (SELECT f.setting FROM pg_file_settings f WHERE f.name = s.name AND f.error IS NULL "
+                "'configured', (SELECT f.setting FROM pg_file_settings f WHERE f.name = s.name "
                 "ORDER BY f.seqno DESC LIMIT 1)) FROM pg_settings s WHERE s.name IN (%s) ORDER BY s.name")
 
 
