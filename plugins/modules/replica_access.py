@@ -14,7 +14,7 @@ description:
     directory (mode 0700, with its missing parents, also 0700) and authorizes the source's key for
     it in root's C(authorized_keys).
   - Each key may run one command only, the standalone engine serving that directory
-    (C(python3 -m restorable_agent replica-serve --root PATH)), which lists, receives and deletes
+    (C(python3 -m restorable_agent.runtime.replica_cli --root PATH)), which lists, receives and deletes
     recovery points there and nowhere else; C(restrict) turns off forwarding, agent and terminal.
     The engine is installed in O(install_dir), as M(restorable.backup.job) installs it.
   - The lines of this module are those whose comment is C(restorable-replica:<source>/<dataset>).

@@ -45,10 +45,19 @@ class WalArchiving:
         self.actions: list[str] = []
 
     def converge(self, clusters: list[dict[str, Any]]) -> list[ClusterResult]:
-        owners = {c["dataset"]: self._owner(c) for c in clusters}  # every cluster checked before anything changes
+        # Every cluster is checked before anything changes.
+        owners = {c["dataset"]: self._owner(c) for c in clusters}
+        documents = {c["dataset"]: self._document(c) for c in clusters}
         if clusters and install_standalone(self.install_dir, self.check_mode):
             self.actions.append("installed the agent in %s" % self.install_dir)
-        return [self._cluster(cluster, owners[cluster["dataset"]]) for cluster in clusters]
+        return [self._cluster(cluster, owners[cluster["dataset"]], documents[cluster["dataset"]]) for cluster in clusters]
+
+    @staticmethod
+    def _document(cluster: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return archiver_document(cluster["dataset"], cluster["store"])
+        except ValueError as exc:
+            raise WalArchivingFailed("dataset %s: WAL %s" % (cluster["dataset"], exc)) from None
 
     @staticmethod
     def _owner(cluster: dict[str, Any]) -> tuple[int, int]:
@@ -62,10 +71,10 @@ class WalArchiving:
                 cluster["dataset"], cluster["data_directory"]))
         return info.st_uid, info.st_gid
 
-    def _cluster(self, cluster: dict[str, Any], owner: tuple[int, int]) -> ClusterResult:
+    def _cluster(self, cluster: dict[str, Any], owner: tuple[int, int], document: dict[str, Any]) -> ClusterResult:
         result = ClusterResult(cluster["dataset"], cluster["data_directory"])
         before = len(self.files.changes.written)
-        self._place_files(cluster, owner)
+        self._place_files(cluster, owner, document)
         if cluster["store"]["type"] == "local":
             self._local_store(cluster["store"]["path"], owner)
         command = archive_command(cluster["archiver_config"], self.install_dir, self.python)
@@ -83,8 +92,7 @@ class WalArchiving:
         result.changed = settings["changed"] or len(self.files.changes.written) > before
         return result
 
-    def _place_files(self, cluster: dict[str, Any], owner: tuple[int, int]) -> None:
-        config = archiver_document(cluster["dataset"], cluster["store"])
+    def _place_files(self, cluster: dict[str, Any], owner: tuple[int, int], config: dict[str, Any]) -> None:
         if not self.check_mode:
             # The cluster's user must reach its files: the directory is traversable, the files are not readable by others.
             ensure_dir(os.path.dirname(cluster["archiver_config"]), 0o755)

@@ -158,11 +158,15 @@ def render_metrics(status: dict[str, Any], host: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The ages a CDP run measures, by copy (other *_seconds fields of `rpo` are targets or lags, not ages).
+RPO_COPIES = ("source_seconds", "replica_seconds", "archive_seconds")
+
+
 def _rpo_lines(status: dict[str, Any], labels: str) -> list[str]:
     """CDP runs measure the age of the newest point of each copy (source, replica, archive). The
     point's time is exported too, so an alert sees the RPO grow even when runs stop."""
     rpo = status.get("rpo") if isinstance(status.get("rpo"), dict) else {}
-    copies = sorted((k[:-len("_seconds")], v) for k, v in rpo.items() if k.endswith("_seconds") and isinstance(v, (int, float)))
+    copies = sorted((k[:-len("_seconds")], v) for k, v in rpo.items() if k in RPO_COPIES and isinstance(v, (int, float)))
     if not copies:
         return []
     finished = _timestamp(status.get("finished"))

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Private to restorable.backup: the forced command of a source's key on a CDP replica host.
-#   command="... python3 -m restorable_agent replica-serve --root /srv/replicas/web01/data",restrict ssh-ed25519 ...
+#   command="... python3 -m restorable_agent.runtime.replica_cli --root /srv/replicas/web01/data",restrict ssh-ed25519 ...
 # sshd puts what the client asked for in SSH_ORIGINAL_COMMAND; only list, receive NAME and
 # delete NAME... are served, inside --root (see tiers/cdp/replica_service.py).
 from __future__ import annotations

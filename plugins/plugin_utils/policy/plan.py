@@ -53,16 +53,25 @@ def plan_lines(policy: dict, compliance: dict | None = None, host: str = "", tie
     return lines
 
 
+def _applies(dataset: dict, rule: str) -> bool:
+    """btrfs CDP points are thinned (and max_age bounds them); other tiers keep by counts."""
+    if dataset["tier"] == "cdp" and dataset["source"]["type"] == "btrfs":
+        return rule in ("thinning", "max_age")
+    return rule != "thinning"
+
+
 def _dataset_lines(name: str, dataset: dict, policy: dict, planner: TierPlanner, score: dict | None) -> list:
     targets = policy.get("restorable_targets", {})
     state = "" if dataset.get("enabled", True) else " [disabled]"
     lines = ["dataset %s (%s tier)%s: %s" % (name, dataset["tier"], state, planner.describe(dataset))]
-    for target in dataset.get("targets", []) + [dataset[k] for k in ("replica", "wal_archive") if k in dataset]:
+    written = [] if dataset["tier"] == "cdp" else dataset.get("targets", [])  # CDP jobs write the replica or WAL archive
+    for target in written + [dataset[k] for k in ("replica", "wal_archive") if k in dataset]:
         lines.append("  copy to %s" % _target_text(target, targets[target]))
     lines.append("  when: %s" % _when(dataset, policy.get("restorable_schedules", {})))
     rules = dataset["retention"]
-    retention = ", ".join("%s %s" % (k, v) for k, v in rules.items() if k not in ("thinning", "prune_every"))
-    thinning = ["older than %s one per %s" % (r["older_than"], r["keep_every"]) for r in rules.get("thinning") or []]
+    retention = ", ".join("%s %s" % (k, v) for k, v in rules.items() if k not in ("thinning", "prune_every") and _applies(dataset, k))
+    thinning = ["older than %s one per %s" % (r["older_than"], r["keep_every"]) for r in rules.get("thinning") or []
+                if _applies(dataset, "thinning")]
     if thinning:
         retention = ", ".join(part for part in (retention, "thinning: " + "; ".join(thinning)) if part)
     lines.append("  keep: %s%s" % (retention or "every point",

@@ -100,8 +100,8 @@ class CdpJobs(AgentPlanner):
 
     def _btrfs_job(self, name: str, dataset: dict) -> dict[str, Any]:
         config = self._common(name, dataset)
-        config["options"] = dict(self._point_options(dataset), source={k: v for k, v in dataset["source"].items()
-                                                                     if k in ("type", "subvolume", "snapshot_dir")})
+        source = {k: v for k, v in dataset["source"].items() if k in ("type", "subvolume", "snapshot_dir")}
+        config["options"] = dict(self._point_options(dataset), source=source)
         retention = dataset["retention"]
         config["options"]["thinning"] = thinning_seconds(retention)
         if retention.get("max_age"):
@@ -126,7 +126,7 @@ class CdpJobs(AgentPlanner):
         key, known_hosts = self.replica_files(name)
         return {
             "host": target.get("address") or target["host"], "port": int(target.get("port") or 22),
-            "user": target.get("user") or "root", "path": replica_path(target, self.host, name),
+            "user": "root", "path": replica_path(target, self.host, name),  # btrfs receive needs root
             "identity_file": key, "known_hosts_file": known_hosts,
             # Without the replica's host key in the policy, its first answer is trusted and pinned.
             "ssh_options": ["-o", "StrictHostKeyChecking=%s" % ("yes" if target.get("known_hosts") else "accept-new")],
@@ -169,8 +169,7 @@ class CdpJobs(AgentPlanner):
         if kind == "sftp":
             store = {"type": "sftp", "host": target["host"], "port": int(target.get("port") or 22),
                      "path": posixpath.join(target["path"], "wal", safe_name(self.host), name)}
-            if target.get("user"):
-                store["user"] = target["user"]
+            store["user"] = target.get("user") or "root"  # as ssh would log in from the root-run jobs
             if target.get("ssh_private_key"):
                 store["identity_file"] = posixpath.join(self.wal_dir, name + ".key")
             if target.get("known_hosts"):
@@ -179,8 +178,7 @@ class CdpJobs(AgentPlanner):
         prefix = [p for p in target.get("prefix", "").split("/") if p] + [self.host, "wal", name]
         store = {"type": "s3", "endpoint": target.get("endpoint", "https://s3.amazonaws.com").rstrip("/"),
                  "bucket": target["bucket"], "prefix": "/".join(prefix), "env_file": posixpath.join(self.wal_dir, name + ".env")}
-        if target.get("region"):
-            store["region"] = target["region"]
+        store["region"] = target.get("region") or "us-east-1"  # restic's default too
         return store
 
     def wal_archiving(self) -> list[dict[str, Any]]:
@@ -266,7 +264,7 @@ class CdpDrills(AgentDrills):
         for key in ("env_file", "identity_file", "known_hosts_file"):
             if store.get(key):
                 moved[store[key]] = posixpath.join(HostLayout(self.fleet.root(on)).drill_secrets_dir,
-                                                   "%s-%s-wal.%s" % (safe_name(self.source), dataset_name, key.split("_")[0]))
+                                                   "%s-%s-wal.%s" % (safe_name(self.source), dataset_name, key.split("_", maxsplit=1)[0]))
                 store[key] = moved[store[key]]
         return store, [{"path": moved[f["path"]], "content": f["content"]} for f in files]
 
@@ -340,5 +338,6 @@ class CdpTierPlanner(TierPlanner):
 
     def copies(self, dataset: dict) -> list[Copy]:
         targets = self.planner.targets
-        names = [dataset[k] for k in ("replica", "wal_archive") if dataset.get(k)] + list(dataset.get("targets", []))
+        # Only what the jobs write: a CDP dataset's `targets` receive nothing from this tier.
+        names = [dataset[k] for k in ("replica", "wal_archive") if dataset.get(k)]
         return [target_copy(targets[name]) for name in names if name in targets]

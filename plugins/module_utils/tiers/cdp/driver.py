@@ -57,5 +57,5 @@ class CdpDriver(TierDriver):
         return source.drill(params, check_only)
 
     def summary(self, record: RunRecord) -> str:
-        return "dataset %s: %s, %s point %s in %.1fs" % (record.dataset, record.result, self.source.kind,
-                                                        record.snapshot_id, record.duration_seconds)
+        return "dataset %s: %s, %s point %s in %.1fs" % (
+            record.dataset, record.result, self.source.kind, record.snapshot_id, record.duration_seconds)

@@ -121,7 +121,7 @@ def test_postgresql_points_and_base_backups_share_the_wal_archive_target(store):
     assert "dataset:pg" in base.tags and base.retention["daily"] == 7
     store_spec = points.options["wal_store"]
     assert store_spec == {"type": "s3", "endpoint": "https://s3.example.org", "bucket": "acme", "prefix": "pg/db01/wal/pg",
-                          "env_file": "/hosts/db01/etc/restorable/wal/pg.env"}
+                          "env_file": "/hosts/db01/etc/restorable/wal/pg.env", "region": "us-east-1"}
     assert points.options["archiver_config"] == "/hosts/db01/etc/restorable/wal/pg.json"
 
 
