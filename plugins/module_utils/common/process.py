@@ -204,6 +204,20 @@ def run_pipeline(producer: Sequence[str], producer_env: Mapping[str, str], consu
             CommandResult(consumer, sink.returncode, _decode(stdout), _decode(stderr, OUTPUT_TAIL), elapsed, timed_out))
 
 
+def stop_server(process: subprocess.Popen, stop_signal: int, timeout: float) -> None:
+    """Stop a server we started, by its PID: stop_signal, then SIGKILL when it outlives timeout."""
+    if process.poll() is not None:
+        return
+    try:
+        os.kill(process.pid, stop_signal)
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout)
+    except ProcessLookupError:
+        pass
+
+
 def _stop(proc: subprocess.Popen, stop_signal: int, grace: float) -> tuple[bytes, bytes]:
     _signal_group(proc, stop_signal)
     try:

@@ -161,4 +161,7 @@ def _is_job_config(path: str) -> bool:
             document = json.load(handle)
     except (OSError, ValueError):
         return False
-    return isinstance(document, dict) and {"format", "dataset", "repository"} <= set(document)
+    if not isinstance(document, dict) or not {"format", "dataset"} <= set(document):
+        return False
+    # A btrfs CDP job keeps its points outside restic: its tier marks it instead of a repository.
+    return "repository" in document or document.get("tier") == "cdp"

@@ -31,7 +31,7 @@ import tempfile
 import time
 from typing import Any, Callable, Sequence
 
-from ..common.process import CommandResult, base_env, run_command
+from ..common.process import CommandResult, base_env, run_command, stop_server
 from ..consistency.postgresql import LIST_DATABASES_SQL, parse_database_list
 from .engine import FAILED, OK, DrillError, Layer, RecoveryPoint
 from .restored import CheckFailed, RestoredData
@@ -245,14 +245,7 @@ class ApplicationCheck:
         server = self.server
         if server is None or server.poll() is not None:
             return
-        try:
-            os.kill(server.pid, self.stop_signal)
-            server.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.kill(server.pid, signal.SIGKILL)
-            server.wait(STOP_TIMEOUT)
-        except ProcessLookupError:
-            pass
+        stop_server(server, self.stop_signal, STOP_TIMEOUT)
         self.details["stopped"] = server.poll() is not None
 
     def with_log(self, message: str) -> str:

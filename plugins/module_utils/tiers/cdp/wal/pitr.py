@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ....common.process import DEFAULT_PATH, run_command
+from ....common.process import DEFAULT_PATH, run_command, stop_server
 from ....drill.application import (PG_BASE_TAR, PG_SUPERUSER, SOCKET_NAME_MAX, SOCKET_PATH_MAX, chown_tree,
                                    describe_failure, free_port, pg_bindir, traversable_by)
 from ....drill.engine import SandboxRefused, check_sandbox
@@ -193,16 +193,7 @@ class SandboxServer:
 
     def stop(self) -> None:
         """Fast shutdown by PID (SIGKILL if it does not end), then the private socket directory goes."""
-        process = self.process
-        if process.poll() is None:
-            try:
-                os.kill(process.pid, signal.SIGINT)
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(STOP_TIMEOUT)
-            except ProcessLookupError:
-                pass
+        stop_server(self.process, signal.SIGINT, STOP_TIMEOUT)
         if self.private_socket_dir:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
 
