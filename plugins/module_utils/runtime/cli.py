@@ -18,7 +18,6 @@ from typing import Sequence
 from ..common.fileio import read_json
 from ..common.process import SecretFileError, read_env_file, read_secret_file
 from . import wal_cli
-from .drill_cli import run_drill_config
 from . import replica_cli
 from ..core.jobspec import ConfigError, load_job_config
 from ..storage.factory import open_repository
@@ -61,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "replica-serve":
         return replica_cli.main(["--root", args.root])
     if args.command == "drill":
+        # Only drills need the drill engine and its reports: a backup every minute does not load them.
+        from .drill_cli import run_drill_config  # pylint: disable=import-outside-toplevel
         logging.basicConfig(level=logging.ERROR if args.quiet else logging.INFO, stream=sys.stderr,
                             format="restorable-drill: %(message)s")
         return run_drill_config(args.config, args.quiet)

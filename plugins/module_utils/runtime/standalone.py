@@ -14,7 +14,9 @@ from typing import Any
 
 from ..common.fileio import atomic_write
 from ..core.layout import DEFAULT_INSTALL_DIR, PACKAGE_NAME
-from . import cli
+# Everything the command line may load, some of it only when a command needs it (drill_cli, the tiers).
+from . import cli, drill_cli  # noqa: F401  pylint: disable=unused-import
+from .registry import TIERS
 
 _TOP_INIT = """# -*- coding: utf-8 -*-
 # restorable.backup agent, installed by Ansible (restorable.backup collection); changes are overwritten.
@@ -68,6 +70,7 @@ def _source(module: Any) -> str:
 
 def standalone_sources() -> dict[str, str]:
     """{path relative to the install dir: source} of the standalone package."""
+    TIERS.load_all()
     files = {PACKAGE_NAME + "/__init__.py": _TOP_INIT, PACKAGE_NAME + "/__main__.py": _TOP_MAIN}
     for relative, module in _shipped().items():
         files["%s/%s.py" % (PACKAGE_NAME, relative)] = _source(module)

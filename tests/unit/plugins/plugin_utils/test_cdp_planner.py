@@ -95,7 +95,7 @@ def test_btrfs_job_runs_every_interval_with_the_options_the_host_reads(store):
     assert (replica["host"], replica["port"], replica["user"], replica["full_resend"]) == ("10.0.0.9", 2222, "root", False)
     assert replica["identity_file"] == "/hosts/db01/etc/restorable/secrets/replica-files.key"
     # No host key in the policy: the first one seen is pinned in the dataset's own known_hosts.
-    assert replica["ssh_options"] == ["-o", "StrictHostKeyChecking=accept-new"]
+    assert replica["ssh_options"] == ["-o", "StrictHostKeyChecking=accept-new", "-o", "KexAlgorithms=curve25519-sha256"]
 
 
 def test_the_source_gets_the_private_key_and_the_replica_the_restricted_public_one(store):
@@ -164,6 +164,13 @@ def test_copies_count_the_replica_and_the_wal_archive(store):
     datasets = fleet_policies(store)["db01"]["restorable_datasets"]
     assert [c.media for c in cdp.copies(datasets["files"])] == ["disk"]
     assert [(c.media, c.offsite) for c in cdp.copies(datasets["pg"])] == [("object storage", False)]
+
+
+def test_the_post_quantum_key_exchange_is_a_choice_of_the_replica_target(store):
+    policies = fleet_policies(store)
+    policies["db01"]["restorable_targets"]["replica01"]["post_quantum_kex"] = True
+    job = next(j for j in CdpTierPlanner("db01", Fleet(policies, ROOTS)).jobs() if j["name"] == "files")
+    assert job["config"]["options"]["replica"]["ssh_options"] == ["-o", "StrictHostKeyChecking=accept-new"]
 
 
 def test_full_resend_opt_in_reaches_the_job(store):

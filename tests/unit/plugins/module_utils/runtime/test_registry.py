@@ -3,6 +3,9 @@
 refused by name, and what the registry imports is what ships to hosts."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from ansible_collections.restorable.backup.plugins.module_utils.core.jobspec import JobConfig
@@ -55,7 +58,7 @@ def test_a_drill_goes_to_its_tiers_restore_side(monkeypatch):
         @classmethod
         def drill(cls, params, check_only=False):
             return {"tier": cls.tier, "drill": params["drill"], "check_only": check_only}
-    monkeypatch.setitem(TIERS, "vault", Vault)
+    monkeypatch.setitem(TIERS.loaders, "vault", lambda: Vault)
     assert run_drill({"tier": "vault", "drill": "monthly"}, check_only=True) == {
         "tier": "vault", "drill": "monthly", "check_only": True}
 
@@ -63,6 +66,15 @@ def test_a_drill_goes_to_its_tiers_restore_side(monkeypatch):
 def test_a_drill_of_an_unknown_tier_is_refused():
     with pytest.raises(UnsupportedTier, match="^tier array is not supported"):
         run_drill({"tier": "array", "drill": "d", "dataset": "vols"})
+
+
+def test_a_tier_is_imported_only_when_a_job_or_drill_of_it_runs():
+    """A CDP job every minute must not pay for importing the other tiers (bench/cdp.py idle_cpu)."""
+    code = ("import sys; from ansible_collections.restorable.backup.plugins.module_utils.runtime import cli, registry; "
+            "registry.TIERS['cdp']; print(sorted(m.rsplit('.', 2)[-2] for m in sys.modules if '.tiers.' in m and m.endswith('.driver')))")
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": ":".join(sys.path)})
+    assert ran.stdout.strip() == "['cdp']"
 
 
 def test_every_registered_tier_ships_to_hosts():

@@ -1,15 +1,13 @@
 # -*- coding: utf-8 -*-
-"""The archiver keeps up with PostgreSQL under pgbench: the WAL rate it sustains (WAL written
-per second until the last segment is archived) is at least 0.8 of what a plain `cp`
-archive_command sustains, with production's 16 MiB segments. A cluster of its own (the
-session's uses 1 MiB segments to make many of them), stopped by PID at the end."""
+"""The WAL rate PostgreSQL sustains under pgbench with an archive_command (ours or a plain `cp`),
+with production's 16 MiB segments, for bench/cdp.py's archiver and pitr targets (a speed target
+is a benchmark, not a test). A cluster of its own, stopped by PID at the end; the CDP system
+tests' helpers (tests/system/cdp_pg, tests/system/databases) come through sys.path."""
 from __future__ import annotations
 
 import json
 import re
 import time
-
-import pytest
 
 from cdp_pg_helpers import chown, initdb, write_owned
 from db_helpers import pg_start, rmtree_quiet, shared_tmpdir
@@ -19,10 +17,8 @@ from ansible_collections.restorable.backup.plugins.module_utils.tiers.cdp.wal.ar
 from ansible_collections.restorable.backup.plugins.module_utils.tiers.cdp.wal.settings import archive_command
 
 SECONDS = 5
-RATIO = 0.8
 
 
-@pytest.fixture(scope="module")
 def bench(cdp_pg):
     root = shared_tmpdir("restorable-cdp-speed-")
     cluster = None
@@ -76,16 +72,3 @@ def run_pgbench(cluster) -> dict:
     settle(cluster)
     return {"rate": written / seconds, "tps": float(re.search(r"tps = ([0-9.]+)", output).group(1)),
             "waiting": waiting, "drain": time.monotonic() - began}
-
-
-def test_the_archiver_keeps_up_with_at_least_08_of_what_cp_does(bench):
-    cluster, commands = bench
-    runs: dict[str, list] = {"cp": [], "agent": []}
-    for name in ("cp", "agent", "agent", "cp"):  # interleaved: the table grows, the cache warms
-        use(cluster, commands[name])
-        runs[name].append(run_pgbench(cluster))
-    # What each keeps up with: its best run (pgbench's own throughput varies by 10 % run to run).
-    cp, agent = (max(run["rate"] for run in runs[name]) for name in ("cp", "agent"))
-    print("\nWAL rate: cp %.1f MB/s, agent %.1f MB/s (ratio %.2f); runs %s" % (cp / 1e6, agent / 1e6, agent / cp, runs))
-    assert agent >= RATIO * cp
-    assert all(run["waiting"] <= 2 and run["drain"] < 2 for run in runs["agent"]), "archiving kept up"
