@@ -317,7 +317,8 @@ exec /usr/bin/virsh "$@"
     runner = _cli(config, tmp_path, "killed", path_prefix=str(wrappers))
     try:
         deadline = time.monotonic() + 90
-        while lab.guest.agent("guest-fsfreeze-status") != "frozen":
+        # Killed inside backup-begin: the freeze comes a few calls earlier, so both are waited for.
+        while not pid_file.exists() or lab.guest.agent("guest-fsfreeze-status") != "frozen":
             assert runner.poll() is None, (tmp_path / "killed.err").read_text()
             assert time.monotonic() < deadline, "the runner never froze the guest"
             time.sleep(0.05)
