@@ -15,13 +15,13 @@ import struct
 from dataclasses import dataclass, field
 
 from ..common.fileio import atomic_write
+from ..common.mounts import MOUNTINFO, filesystem_type
 from ..core.layout import PACKAGE_NAME, HostLayout
 from ..runtime.standalone import install_standalone
 
 COMMENT_PREFIX = "restorable-replica:"
 AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
 DEFAULT_PYTHON = "/usr/bin/python3"
-MOUNTINFO = "/proc/self/mountinfo"
 PRIVATE_FILE, PRIVATE_DIR = 0o600, 0o700
 # A key type as OpenSSH names them: ssh-ed25519, ecdsa-sha2-nistp256, sk-ssh-ed25519@openssh.com.
 _KEY_TYPE = re.compile(r"[a-z0-9][a-z0-9@.-]*")
@@ -157,33 +157,6 @@ def merge(current: bytes, wanted: dict[str, bytes]) -> bytes:
 
 
 # -- filesystems ------------------------------------------------------------------------------
-
-
-def _unescape(field_text: str) -> str:
-    """mountinfo writes space, tab, newline and backslash in paths as octal escapes."""
-    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field_text)
-
-
-def mounts(mountinfo: str = MOUNTINFO) -> list[tuple[str, str]]:
-    """(mount point, filesystem type) of every mount, in mount order."""
-    found = []
-    with open(mountinfo, encoding="utf-8", errors="surrogateescape") as handle:
-        for line in handle:
-            head, tail = line.split(" - ", 1)
-            found.append((_unescape(head.split()[4]), tail.split()[0]))
-    return found
-
-
-def filesystem_type(path: str, mountinfo: str = MOUNTINFO) -> str:
-    """The type of the filesystem that holds path, or would hold it once created."""
-    real = os.path.realpath(existing_ancestor(path))
-    best, kind = "", ""
-    for point, fs_type in mounts(mountinfo):
-        below = real == point or real.startswith(point.rstrip("/") + "/")
-        # The deepest mount point wins; of mounts on the same point, the last one (it hides the others).
-        if below and len(point) >= len(best):
-            best, kind = point, fs_type
-    return kind
 
 
 def missing_directories(path: str) -> list[str]:

@@ -25,6 +25,7 @@ import stat
 from typing import Any, Sequence
 
 from ...common.fileio import atomic_write
+from ...common.mounts import filesystem_type
 from ...snapshot.btrfs import BTRFS_TIMEOUT, BtrfsSnapshotProvider
 from ...snapshot.provider import SnapshotError
 
@@ -34,7 +35,6 @@ CANARY = ".restorable-cdp-canary"  # at the subvolume's root, so every point car
 INCOMING = ".incoming"
 DELETING = ".deleting"
 SUBVOLUME_INODE = 256  # btrfs: the root directory of every subvolume has this inode number
-MOUNTINFO = "/proc/self/mountinfo"
 
 
 def point_name(when: datetime.datetime) -> str:
@@ -65,29 +65,6 @@ def is_subvolume(path: str) -> bool:
     except OSError:
         return False
     return stat.S_ISDIR(info.st_mode) and info.st_ino == SUBVOLUME_INODE
-
-
-def _unescape(text: str) -> str:
-    """mountinfo writes space, tab, newline and backslash in paths as octal escapes."""
-    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), text)
-
-
-def filesystem_type(path: str, mountinfo: str = MOUNTINFO) -> str:
-    """The type of the filesystem holding path (or its nearest existing parent): the deepest
-    mount point above it, the last one mounted there when several are."""
-    real = path
-    while not os.path.lexists(real) and os.path.dirname(real) != real:
-        real = os.path.dirname(real)
-    real = os.path.realpath(real)
-    best, kind = "", ""
-    with open(mountinfo, encoding="utf-8", errors="surrogateescape") as handle:
-        for line in handle:
-            head, tail = line.split(" - ", 1)
-            point = _unescape(head.split()[4])
-            below = real == point or real.startswith(point.rstrip("/") + "/")
-            if below and len(point) >= len(best):
-                best, kind = point, tail.split()[0]
-    return kind
 
 
 def require_btrfs(path: str, what: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.restorable.backup.plugins.module_utils.converge import replica_access as converge
-from ansible_collections.restorable.backup.plugins.module_utils.converge.replica_access import filesystem_type
+from ansible_collections.restorable.backup.plugins.module_utils.common.mounts import filesystem_type
 from ansible_collections.restorable.backup.plugins.modules import replica_access
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNp2eX+d7NFOA4U/rnxGZcVOnFQkBSI8xD31gxWbDLe"

@@ -17,8 +17,9 @@ import pytest
 
 from ansible_collections.restorable.backup.plugins.module_utils.converge import replica_access as converge
 from ansible_collections.restorable.backup.plugins.module_utils.converge.replica_access import (
-    ReplicaAccess, ReplicaAccessFailed, ReplicaEntry, filesystem_type, forced_command, key_comment, merge, mounts,
-    our_lines, parse_public_key, split_lines)
+    ReplicaAccess, ReplicaAccessFailed, ReplicaEntry, forced_command, key_comment, merge, our_lines, parse_public_key,
+    split_lines)
+from ansible_collections.restorable.backup.plugins.module_utils.common.mounts import filesystem_type, mounts
 
 INSTALL = converge.install_standalone
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNp2eX+d7NFOA4U/rnxGZcVOnFQkBSI8xD31gxWbDLe"
