@@ -10,6 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Callable
 
+from ..core.jobspec import TIERS_WITHOUT_REPOSITORY
 from ..core.layout import HostLayout
 from ..runtime.standalone import install_standalone
 from .units import AgentJob, CalendarError, cron_file_name, render_cron_file, render_systemd_units, unit_base_name
@@ -163,5 +164,5 @@ def _is_job_config(path: str) -> bool:
         return False
     if not isinstance(document, dict) or not {"format", "dataset"} <= set(document):
         return False
-    # A btrfs CDP job keeps its points outside restic: its tier marks it instead of a repository.
-    return "repository" in document or document.get("tier") == "cdp"
+    # CDP and array jobs keep their points outside restic: the tier marks them instead of a repository.
+    return "repository" in document or document.get("tier") in TIERS_WITHOUT_REPOSITORY

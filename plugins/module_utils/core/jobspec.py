@@ -23,8 +23,9 @@ DEFAULT_PRUNE_EVERY = 7  # weekly for a nightly job; why: retention.prune_every 
 DEFAULT_HISTORY = 20
 DATASET_TAG_PREFIX = "dataset:"
 
-# Tiers whose jobs may keep their points outside restic: a CDP btrfs job snapshots and replicates.
-TIERS_WITHOUT_REPOSITORY = ("cdp",)
+# Tiers whose jobs may keep their points outside restic: a CDP btrfs job snapshots and replicates,
+# an array job snapshots and exports to a tape library.
+TIERS_WITHOUT_REPOSITORY = ("cdp", "array")
 RETENTION_KEYS = ("last", "hourly", "daily", "weekly", "monthly", "yearly", "max_age")
 
 

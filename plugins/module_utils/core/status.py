@@ -158,12 +158,13 @@ def render_metrics(status: dict[str, Any], host: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-# The ages a CDP run measures, by copy (other *_seconds fields of `rpo` are targets or lags, not ages).
-RPO_COPIES = ("source_seconds", "replica_seconds", "archive_seconds")
+# The ages a CDP or array run measures, by copy: the source's own snapshots, the replica, the WAL
+# archive, the tape library (other *_seconds fields of `rpo` are targets or lags, not ages).
+RPO_COPIES = ("source_seconds", "replica_seconds", "archive_seconds", "tape_seconds")
 
 
 def _rpo_lines(status: dict[str, Any], labels: str) -> list[str]:
-    """CDP runs measure the age of the newest point of each copy (source, replica, archive). The
+    """CDP and array runs measure the age of the newest point of each copy (RPO_COPIES). The
     point's time is exported too, so an alert sees the RPO grow even when runs stop."""
     rpo = status.get("rpo") if isinstance(status.get("rpo"), dict) else {}
     copies = sorted((k[:-len("_seconds")], v) for k, v in rpo.items() if k in RPO_COPIES and isinstance(v, (int, float)))

@@ -13,7 +13,8 @@ from ansible_collections.restorable.backup.plugins.module_utils.converge.jobs im
 @pytest.mark.parametrize("document, ours", [
     ({"format": 1, "dataset": "www", "repository": {"url": "/srv/restic"}}, True),
     ({"format": 1, "dataset": "files", "tier": "cdp", "options": {"source": {"type": "btrfs"}}}, True),
-    ({"format": 1, "dataset": "files", "tier": "array"}, False),
+    ({"format": 1, "dataset": "db", "tier": "array", "options": {"volumes": ["/srv/db"]}}, True),
+    ({"format": 1, "dataset": "files", "tier": "agent"}, False),
     ({"dataset": "files", "tier": "cdp"}, False),
     (["format", "dataset", "repository"], False),
 ])
