@@ -1,6 +1,7 @@
-"""The demo's CDP infrastructure, all below ROOT: two btrfs filesystems on loop devices (the
-source host's and the replica host's), an sshd for the replica host demo-replica (root, for
-btrfs receive) and a PostgreSQL cluster for demo-db with WAL archiving switched on.
+"""The demo's CDP and array infrastructure, all below ROOT: two btrfs filesystems on loop devices
+(the source host's and the replica host's), an sshd for the replica host demo-replica (root, for
+btrfs receive), a PostgreSQL cluster for demo-db with WAL archiving switched on, and on the
+source's filesystem the two volumes of demo-web's array dataset and its tape library's directory.
 
     python scripts/demo_cdp.py start ROOT   # make what is missing, start what is stopped
     python scripts/demo_cdp.py stop ROOT    # stop, unmount and detach what start made
@@ -46,6 +47,12 @@ SAMPLE_FILES = {
     "README.txt": "Files of demo-web: a btrfs snapshot every minute, replicated to demo-replica.\n",
     "orders/2026-01.csv": "id,item,quantity\n1,widget,3\n2,gadget,1\n3,sprocket,12\n",
     "notes/today.txt": "Call the supplier about the sprockets.\n",
+}
+# The two volumes of an application that must be restored at the same instant: its documents and
+# the index that lists them.
+ARRAY_FILES = {
+    "documents": {"invoice-0001.txt": "Invoice 0001: 3 widgets.\n", "invoice-0002.txt": "Invoice 0002: 1 gadget.\n"},
+    "index": {"index.txt": "invoice-0001.txt\ninvoice-0002.txt\n"},
 }
 SEED_SQL = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -203,6 +210,21 @@ def prepare_source(mountpoint: Path) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
     (mountpoint / ".snapshots").mkdir(mode=0o700, exist_ok=True)
+
+
+def prepare_array(mountpoint: Path) -> None:
+    """The volumes of demo-web's files-array group (snapshotted together, exported to tape) and the
+    directory of the demo's tape library, on btrfs (its WORM pools need the append-only attribute)."""
+    for volume, files in ARRAY_FILES.items():
+        path = mountpoint / "array" / volume
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            must(["btrfs", "subvolume", "create", path])
+            print(f"source-fs: subvolume {path} created")
+        for name, text in files.items():
+            if not (path / name).exists():
+                (path / name).write_text(text)
+    (mountpoint / "vtl").mkdir(mode=0o700, exist_ok=True)
 
 
 def prepare_replica(mountpoint: Path) -> None:
@@ -400,6 +422,7 @@ def start(root: Path) -> None:
     source, replica = filesystems(root)
     source.start()
     prepare_source(source.mountpoint)
+    prepare_array(source.mountpoint)
     replica.start()
     prepare_replica(replica.mountpoint)
     write_json(root / "replica.json", ReplicaSshd(root).start(read_json(root / "replica.json")))

@@ -27,6 +27,13 @@ description:
     taken with the points, and its application layer boots the restored VM isolated (new name and
     UUID, no network) on O(libvirt_uri) until its guest agent answers, runs O(guest_commands) in
     it, then destroys and undefines it. See docs/host-tier.md.
+  - An array dataset's drill (O(tier=array)) restores a point of the consistency group from its tape
+    library on the host that runs it, the catalog's chain of the point (layer C(catalog)), the cartridges
+    loaded in order, vaulted ones recalled with O(recall), labels and chunk checksums checked while
+    reading (layer C(media), a damaged cartridge fails naming its barcode), every stream received with
+    C(btrfs receive) into the sandbox, base first; then C(freshness), C(content) (every volume, the
+    PostgreSQL backup label) and C(application) (PostgreSQL starts from the restored volume, see
+    O(profile)). See docs/array-tier.md.
   - The drill record it returns is what M(restorable.backup.drill_report) keeps as evidence.
 author:
   - Restorable maintainers (@restorable)
@@ -42,7 +49,7 @@ options:
   tier:
     description: The dataset's tier.
     type: str
-    choices: [agent, host, cdp]
+    choices: [agent, host, cdp, array]
     default: agent
   source_type:
     description: Tier C(cdp) only, the dataset's source kind.
@@ -74,6 +81,35 @@ options:
   interval_minutes:
     description: Tier C(cdp), the dataset's interval between recovery points.
     type: int
+  library_config:
+    description: Tier C(array), the tape library's configuration file on the drill host (the library's host).
+    type: path
+  group:
+    description: Tier C(array), the consistency group of the points (default O(dataset)).
+    type: str
+  volumes:
+    description: Tier C(array), the dataset's volumes; never written, and the sandbox may not overlap them or their snapshots.
+    type: list
+    elements: path
+  snapshot_dir:
+    description: Tier C(array), where the volumes' snapshots are kept (default beside each volume); protected like the volumes.
+    type: path
+  expect_volumes:
+    description: Tier C(array), how many volumes the restored point must hold.
+    type: int
+  point:
+    description: Tier C(array), the point's id, or C(latest); O(recovery_point) chooses among the points on tape otherwise.
+    type: str
+    default: latest
+  recall:
+    description: Tier C(array), recall the vaulted cartridges the point's chain needs before reading them.
+    type: bool
+    default: true
+  profile:
+    description:
+      - Tier C(array), the dataset's consistency profile as its job has it (passwords as files, never values),
+        for the application layer (with type C(postgresql) the restored data directory is started).
+    type: dict
   vm:
     description: Host tier; the VM (name or UUID) whose points are drilled (default any VM of the dataset).
     type: str
@@ -102,7 +138,7 @@ options:
       - The repository the dataset is backed up to, as the C(repositories) of
         C(restorable.backup.agent_plan) give it (url, options, password, env).
       - The password is written to a private temporary file for restic and removed afterwards.
-      - Required except for tier C(cdp) with source C(btrfs), whose points are snapshots, not in a repository.
+      - Required except for tier C(cdp) with source C(btrfs) and tier C(array), whose points are snapshots, not in a repository.
     type: dict
     suboptions:
       url:
@@ -143,7 +179,9 @@ options:
     type: dict
     default: {mode: all}
   checks:
-    description: Layers to run among integrity, freshness, content, application and custom.
+    description:
+      - Layers to run among integrity, freshness, content, application and custom.
+      - Tier C(array) has C(catalog) and C(media) layers; C(integrity) stands for both.
     type: list
     elements: str
     default: [integrity, freshness, content]
@@ -253,7 +291,15 @@ def main() -> None:
         argument_spec=dict(
             drill=dict(type="str", required=True),
             dataset=dict(type="str", required=True),
-            tier=dict(type="str", choices=["agent", "host", "cdp"], default="agent"),
+            tier=dict(type="str", choices=["agent", "host", "cdp", "array"], default="agent"),
+            library_config=dict(type="path"),
+            group=dict(type="str"),
+            volumes=dict(type="list", elements="path"),
+            snapshot_dir=dict(type="path"),
+            expect_volumes=dict(type="int"),
+            point=dict(type="str", default="latest"),
+            recall=dict(type="bool", default=True),
+            profile=dict(type="dict"),
             source_type=dict(type="str", choices=["btrfs", "postgresql"]),
             points_on=dict(type="str", choices=["source", "replica"], default="source"),
             point_dir=dict(type="path"),
@@ -291,11 +337,16 @@ def main() -> None:
             keep_restore=dict(type="bool", default=False),
         ),
         required_if=[("tier", "agent", ["repository"]), ("tier", "host", ["repository"]),
-                     ("source_type", "postgresql", ["repository"]), ("tier", "cdp", ["source_type"])],
+                     ("source_type", "postgresql", ["repository"]), ("tier", "cdp", ["source_type"]),
+                     ("tier", "array", ["library_config", "volumes"])],
         supports_check_mode=True,
     )
+    params = dict(module.params)
+    if params["tier"] == "array":
+        # The policy's integrity is the array drill's catalog (chain complete) and media (labels, checksums).
+        params["checks"] = [layer for check in params["checks"] for layer in (["catalog", "media"] if check == "integrity" else [check])]
     try:
-        record = run_drill(dict(module.params), check_only=module.check_mode)
+        record = run_drill(params, check_only=module.check_mode)
     except ValueError as exc:
         module.fail_json(msg=str(exc), record={})
     if record["result"] == "failed":

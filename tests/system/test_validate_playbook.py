@@ -3,6 +3,7 @@
 host, field path, file and line; no traceback; nothing applied."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -71,10 +72,8 @@ def test_apply_applies_nothing_when_the_policy_is_invalid(tmp_path):
     assert not (tmp_path / "inv" / "repo").exists()
 
 
-def test_apply_warns_about_tiers_it_does_not_apply_yet(tmp_path):
-    """The array tier has no planner yet: apply names every dataset it leaves alone, with its host and field."""
-    root = tmp_path / "inv"
-    (root / "group_vars").mkdir(parents=True)
+def _array_inventory(root, provider: str):
+    (root / "group_vars").mkdir(parents=True, exist_ok=True)
     (root / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"files01": None, "other01": None}, "vars": {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
         "agent_root": str(root / "hostroot" / "{{ inventory_hostname }}")}}}))
@@ -82,14 +81,43 @@ def test_apply_warns_about_tiers_it_does_not_apply_yet(tmp_path):
         "restorable_schedules": {"hourly": {"calendar": "hourly"}},
         "restorable_datasets": {},
     }))
-    (root / "host_vars").mkdir()
+    (root / "host_vars").mkdir(exist_ok=True)
     (root / "host_vars" / "files01.yml").write_text(yaml.safe_dump({"restorable_datasets": {"shares-array": {
-        "tier": "array", "volumes": ["/srv/shares"], "provider": "btrfs", "schedule": "hourly",
+        "tier": "array", "volumes": ["/srv/shares"], "provider": provider, "schedule": "hourly",
         "retention": {"hourly": 24}}}}))
+    return root
+
+
+def test_apply_refuses_what_this_version_cannot_run(tmp_path):
+    """Every tier has a planner; what the schema accepts but cannot run (a zfs array) is an error naming host,
+    field and file, and nothing is applied anywhere."""
+    root = _array_inventory(tmp_path / "inv", "zfs")
+    result = _run("restorable.backup.apply", root)
+    output = " ".join((result.stdout + result.stderr).split())  # the callback folds long messages
+    assert result.returncode != 0, output
+    assert ("files01: restorable_datasets.shares-array.provider: provider zfs is not available in this version: only "
+            "btrfs runs; see docs/array-tier.md") in output
+    assert "host_vars/files01.yml" in output
+    assert "validated, not applied" not in output and not (root / "hostroot").exists()
+
+
+def test_apply_sets_up_the_library_and_schedules_an_array_dataset(tmp_path):
+    root = _array_inventory(tmp_path / "inv", "btrfs")
+    variables = yaml.safe_load((root / "host_vars" / "files01.yml").read_text())
+    variables["restorable_targets"] = {"vtl01": {
+        "type": "tape_library", "driver": "directory", "path": str(tmp_path / "vtl"), "slots": 4, "drives": 1,
+        "media": {"type": "LTO-8", "capacity_mb": 16}, "pools": {"daily": {"retention_days": 14}}}}
+    variables["restorable_datasets"]["shares-array"]["export"] = {"library": "vtl01", "pool": "daily"}
+    (root / "host_vars" / "files01.yml").write_text(yaml.safe_dump(variables))
     result = _run("restorable.backup.apply", root)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    output = " ".join(output.split())  # the callback folds long messages
-    assert ("files01: restorable_datasets.shares-array: validated, not applied: tier array is not supported by this "
-            "version") in output
-    assert "other01: restorable_datasets" not in output
+    assert "validated, not applied" not in " ".join(output.split())
+    config = json.loads((root / "hostroot/files01/etc/restorable/shares-array.json").read_text())
+    library_config = str(root / "hostroot/files01/etc/restorable/tape/vtl01.json")
+    assert (config["tier"], config["options"]["volumes"]) == ("array", ["/srv/shares"])
+    assert config["options"]["export"] == {"library_config": library_config, "pool": "daily", "every": 1, "chain_length": 7}
+    library = json.loads(Path(library_config).read_text())
+    assert (library["media"]["capacity_bytes"], library["pools"]["daily"]["barcode_prefix"]) == (16 * 10 ** 6, "DA")
+    assert (tmp_path / "vtl/catalog.json").is_file() and (tmp_path / "vtl/slots/0004").is_dir()
+    assert not (root / "hostroot/other01/etc/restorable/shares-array.json").exists()

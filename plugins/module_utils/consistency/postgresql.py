@@ -235,6 +235,24 @@ def find_data_directories(root: str, depth: int = DATA_DIRECTORY_DEPTH) -> list[
     return sorted(os.path.normpath(relative) for relative in found)
 
 
+def snapshot_wal_directory(snapshot: str, snapshots: dict[str, str]) -> str:
+    """The pg_wal of a data directory's snapshot: its own, or, when pg_wal links into another volume
+    of the group (initdb -X, a WAL volume), that volume's snapshot of the directory it links to."""
+    wal = os.path.join(snapshot, "pg_wal")
+    if os.path.islink(wal):
+        target = os.path.normpath(os.path.join(snapshot, os.readlink(wal)))
+        inside = [(volume, copy) for volume, copy in snapshots.items()
+                  if target == volume or target.startswith(volume.rstrip("/") + "/")]
+        if not inside:
+            raise QuiesceFailed("%s links to %s, outside the snapshotted volumes: put the WAL directory on a volume "
+                                "of the group to make the snapshot restorable" % (wal, target))
+        volume, copy = inside[0]
+        wal = os.path.join(copy, os.path.relpath(target, volume))
+    if os.path.islink(wal) or not os.path.isdir(wal):
+        raise QuiesceFailed("%s is a symbolic link or missing: the snapshot has no WAL directory to complete" % wal)
+    return wal
+
+
 def write_owned_file(path: str, data: bytes | BinaryIO, owner: os.stat_result) -> None:
     """Replace path by a 0600 file with data (bytes or a file to copy), owned like owner (the server's OS user)."""
     tmp = path + ".restorable-tmp"
@@ -422,10 +440,7 @@ class PostgreSQLProfile(StreamingProfile, FreezingProfile):
             raise QuiesceFailed("pg_backup_stop named no stop WAL file (a standby): snapshots of standbys "
                                 "need the WAL archive to be restored")
         live, snapshot = self.snapshot_data_directory(snapshots)
-        target_wal = os.path.join(snapshot, "pg_wal")
-        if os.path.islink(target_wal) or not os.path.isdir(target_wal):
-            raise QuiesceFailed("%s is a symbolic link or missing: put pg_wal inside the data directory's "
-                                "volume to make its snapshot restorable" % target_wal)
+        target_wal = snapshot_wal_directory(snapshot, snapshots)
         owner = os.stat(snapshot)
         try:
             self._copy_wal(os.path.join(live, "pg_wal"), target_wal, start_wal_file(files["backup_label"]),

@@ -55,7 +55,12 @@ class TierRegistry(Mapping):
         return [self[name] for name in self.loaders]
 
 
-TIERS = TierRegistry({"agent": _agent, "host": _host, "cdp": _cdp})
+def _array() -> type[TierDriver]:
+    from ..tiers.array.driver import ArrayDriver
+    return ArrayDriver
+
+
+TIERS = TierRegistry({"agent": _agent, "host": _host, "cdp": _cdp, "array": _array})
 
 
 def tier(name: str) -> type[TierDriver]:

@@ -2,7 +2,9 @@
 # Private to restorable.backup: application-consistent snapshots of a consistency group.
 """Snapshot every volume of a group inside ONE quiesce window, then record the recovery point.
 
-:meth:`ConsistencyGroupSnapshot.take`:
+:class:`GroupSnapshotter` makes one recovery point (steps 2 to 4 below, without the status); the
+array tier runs it under the Runner's lock, status and profile. :meth:`ConsistencyGroupSnapshot.take`
+(the snapshot module):
 
 1. takes the group's run lock (``<status_dir>/snapshot-<group>.lock``): runs never overlap;
 2. runs the profile's ``frozen()`` (with the ``on_failure`` policy) around creating a writable
@@ -25,7 +27,7 @@ import glob
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..core.layout import metrics_file
@@ -87,27 +89,32 @@ def build_manifest(group: SnapshotGroup, provider: str, rp_id: str, snapshots: d
     }
 
 
-class ConsistencyGroupSnapshot:
-    """Takes, lists and deletes recovery points of one group with one provider and one profile."""
+@dataclass
+class GroupAttempt:
+    """One attempt at a recovery point, for the caller's record also when it failed."""
 
-    def __init__(self, group: SnapshotGroup, provider: SnapshotProvider, profile: FreezingProfile,
-                 status_dir: str, clock: Callable[[], float] = time.monotonic, metrics_dir: str | None = None) -> None:
+    rp_id: str
+    created: dict[str, str] = field(default_factory=dict)  # volume -> snapshot made so far
+    record: FreezeRecord | None = None  # the freeze window, also of a failed attempt
+    discard_error: str = ""  # what could not be removed after a failure
+
+
+class GroupSnapshotter:
+    """Where a group's recovery points live, and how one is made: every volume snapshotted inside
+    ONE quiesce window, completed by the profile, sealed, described by its manifest.
+
+    No lock and no status of its own: ConsistencyGroupSnapshot adds them for the snapshot module,
+    the array tier runs it under the Runner's.
+    """
+
+    def __init__(self, group: SnapshotGroup, provider: SnapshotProvider) -> None:
         self.group = group
         self.provider = provider
-        self.profile = profile
-        self.status_dir = status_dir
-        self.clock = clock
-        self.status = StatusStore(status_dir, SNAPSHOT_STATUS_PREFIX + group.name)
-        self.metrics_dir = metrics_dir
         roots = [provider.snapshot_root(volume, group.snapshot_dir) for volume in group.volumes]
         if len(set(roots)) != len(roots):
             raise SnapshotError("two volumes of group %s share the snapshot directory %s: their names must differ"
                                 % (group.name, group.snapshot_dir))
         self.roots = dict(zip(group.volumes, roots))
-
-    @property
-    def lock_path(self) -> str:
-        return os.path.join(self.status_dir, SNAPSHOT_STATUS_PREFIX + self.group.name + ".lock")
 
     def destination(self, volume: str, rp_id: str) -> str:
         return os.path.join(self.roots[volume], rp_id)
@@ -115,59 +122,45 @@ class ConsistencyGroupSnapshot:
     def manifest_paths(self, rp_id: str) -> list[str]:
         return [os.path.join(self.roots[volume], rp_id + MANIFEST_SUFFIX) for volume in self.group.volumes]
 
-    # -- plan (check mode) ----------------------------------------------------------------------
-    def plan(self, rp_id: str | None = None) -> dict[str, Any]:
-        """What take() would do, after the same checks, creating nothing."""
+    def check_volumes(self) -> None:
         for volume in self.group.volumes:
             self.provider.check_volume(volume)
-        rp_id = rp_id or recovery_point_id()
-        return {"id": rp_id, "group": self.group.name, "provider": self.provider.name, "profile": self.profile.kind,
-                "volumes": [{"volume": volume, "snapshot": self.destination(volume, rp_id)}
-                            for volume in self.group.volumes]}
 
-    # -- take ---------------------------------------------------------------------------------
-    def take(self) -> dict[str, Any]:
-        """One recovery point of the whole group; its manifest. Raises on failure (status recorded)."""
-        with FileLock(self.lock_path):
-            started, began = utc_now(), self.clock()
-            created: dict[str, str] = {}
-            record: FreezeRecord | None = None
-            self.profile.last_record = None
-            rp_id = recovery_point_id()
-            try:
-                for volume in self.group.volumes:
-                    self.provider.check_volume(volume)
-                snapshots, record = self._snapshot_frozen(rp_id, created)
-                self._complete(snapshots, record)
-                for volume in self.group.volumes:
-                    self.provider.make_read_only(snapshots[volume])
-                manifest = build_manifest(self.group, self.provider.name, rp_id, snapshots, record)
-                for path in self.manifest_paths(rp_id):
-                    atomic_write_json(path, manifest, mode=0o644)
-            except BaseException as exc:
-                record = record or getattr(exc, "record", None) or self.profile.last_record
-                discard_error = self._discard(rp_id, created)
-                self._record_status(started, began, "failed", _failure_reason(exc, discard_error), None, record)
-                raise
-            finally:
-                self.profile.cleanup()  # private client files (a PostgreSQL passfile)
-            self._record_status(started, began, "success", record.reason, rp_id, record)
-            return manifest
+    def take(self, profile: FreezingProfile, attempt: GroupAttempt) -> dict[str, Any]:
+        """The recovery point attempt.rp_id of the whole group; its manifest. On failure every
+        snapshot and manifest of the attempt is removed and the exception raised again."""
+        profile.last_record = None
+        try:
+            self.check_volumes()
+            snapshots, attempt.record = self._snapshot_frozen(profile, attempt)
+            self._complete(profile, snapshots, attempt.record)
+            for volume in self.group.volumes:
+                self.provider.make_read_only(snapshots[volume])
+            manifest = build_manifest(self.group, self.provider.name, attempt.rp_id, snapshots, attempt.record)
+            for path in self.manifest_paths(attempt.rp_id):
+                atomic_write_json(path, manifest, mode=0o644)
+        except BaseException as exc:
+            attempt.record = attempt.record or getattr(exc, "record", None) or profile.last_record
+            attempt.discard_error = self._discard(attempt.rp_id, attempt.created)
+            raise
+        return manifest
 
-    def _snapshot_frozen(self, rp_id: str, created: dict[str, str]) -> tuple[dict[str, str], FreezeRecord]:
+    def _snapshot_frozen(self, profile: FreezingProfile,
+                         attempt: GroupAttempt) -> tuple[dict[str, str], FreezeRecord]:
         def snapshot_all() -> dict[str, str]:
             for volume in self.group.volumes:
-                created[volume] = self.provider.create(volume, self.destination(volume, rp_id))
-            return dict(created)
+                attempt.created[volume] = self.provider.create(volume, self.destination(volume, attempt.rp_id))
+            return dict(attempt.created)
 
-        return quiesce_or_crash_consistent(self.profile, None, snapshot_all)
+        return quiesce_or_crash_consistent(profile, None, snapshot_all)
 
-    def _complete(self, snapshots: dict[str, str], record: FreezeRecord) -> None:
+    @staticmethod
+    def _complete(profile: FreezingProfile, snapshots: dict[str, str], record: FreezeRecord) -> None:
         """The profile's additions; a failure is fatal unless crash-consistent copies are allowed."""
         try:
-            self.profile.complete_snapshot(snapshots, record)
+            profile.complete_snapshot(snapshots, record)
         except QuiesceFailed as exc:
-            if self.profile.on_failure != "crash_consistent":
+            if profile.on_failure != "crash_consistent":
                 exc.record = exc.record or record
                 raise
             record.consistent = False
@@ -190,6 +183,86 @@ class ConsistencyGroupSnapshot:
                 errors.append(str(exc))
         return "; ".join(errors)
 
+    def recovery_points(self) -> list[dict[str, Any]]:
+        """Manifests of the group's recovery points, oldest first (read beside the first volume)."""
+        root = self.roots[self.group.volumes[0]]
+        manifests = []
+        for path in sorted(glob.glob(os.path.join(glob.escape(root), "*" + MANIFEST_SUFFIX))):
+            manifest = read_json(path)
+            if isinstance(manifest, dict) and manifest.get("group") == self.group.name:
+                manifests.append(manifest)
+        return manifests
+
+    def delete(self, rp_id: str) -> bool:
+        """Delete a recovery point's snapshots, then its manifests; False when there was none.
+        The caller holds the group's lock."""
+        if not rp_id or "/" in rp_id or rp_id.startswith("."):
+            raise SnapshotError("%r is not a recovery point id" % rp_id)
+        found = False
+        for volume in self.group.volumes:
+            path = self.destination(volume, rp_id)
+            if os.path.lexists(path):
+                self.provider.delete(path)
+                found = True
+        for path in self.manifest_paths(rp_id):
+            if os.path.exists(path):
+                os.unlink(path)
+                found = True
+        return found
+
+
+class ConsistencyGroupSnapshot:
+    """Takes, lists and deletes recovery points of one group with one provider and one profile,
+    under the group's own lock and status (the snapshot module's on-demand engine)."""
+
+    def __init__(self, group: SnapshotGroup, provider: SnapshotProvider, profile: FreezingProfile,
+                 status_dir: str, clock: Callable[[], float] = time.monotonic, metrics_dir: str | None = None) -> None:
+        self.group = group
+        self.provider = provider
+        self.profile = profile
+        self.status_dir = status_dir
+        self.clock = clock
+        self.status = StatusStore(status_dir, SNAPSHOT_STATUS_PREFIX + group.name)
+        self.metrics_dir = metrics_dir
+        self.snapshotter = GroupSnapshotter(group, provider)
+        self.roots = self.snapshotter.roots
+
+    @property
+    def lock_path(self) -> str:
+        return os.path.join(self.status_dir, SNAPSHOT_STATUS_PREFIX + self.group.name + ".lock")
+
+    def destination(self, volume: str, rp_id: str) -> str:
+        return self.snapshotter.destination(volume, rp_id)
+
+    def manifest_paths(self, rp_id: str) -> list[str]:
+        return self.snapshotter.manifest_paths(rp_id)
+
+    # -- plan (check mode) ----------------------------------------------------------------------
+    def plan(self, rp_id: str | None = None) -> dict[str, Any]:
+        """What take() would do, after the same checks, creating nothing."""
+        self.snapshotter.check_volumes()
+        rp_id = rp_id or recovery_point_id()
+        return {"id": rp_id, "group": self.group.name, "provider": self.provider.name, "profile": self.profile.kind,
+                "volumes": [{"volume": volume, "snapshot": self.destination(volume, rp_id)}
+                            for volume in self.group.volumes]}
+
+    # -- take ---------------------------------------------------------------------------------
+    def take(self) -> dict[str, Any]:
+        """One recovery point of the whole group; its manifest. Raises on failure (status recorded)."""
+        with FileLock(self.lock_path):
+            started, began = utc_now(), self.clock()
+            attempt = GroupAttempt(recovery_point_id())
+            try:
+                manifest = self.snapshotter.take(self.profile, attempt)
+            except BaseException as exc:
+                self._record_status(started, began, "failed", _failure_reason(exc, attempt.discard_error), None,
+                                    attempt.record)
+                raise
+            finally:
+                self.profile.cleanup()  # private client files (a PostgreSQL passfile)
+            self._record_status(started, began, "success", attempt.record.reason, attempt.rp_id, attempt.record)
+            return manifest
+
     def _record_status(self, started: str, began: float, result: str, reason: str, rp_id: str | None,
                        record: FreezeRecord | None) -> None:
         status = self.status.record({
@@ -205,30 +278,12 @@ class ConsistencyGroupSnapshot:
     # -- list and delete ------------------------------------------------------------------------
     def recovery_points(self) -> list[dict[str, Any]]:
         """Manifests of the group's recovery points, oldest first (read beside the first volume)."""
-        root = self.roots[self.group.volumes[0]]
-        manifests = []
-        for path in sorted(glob.glob(os.path.join(glob.escape(root), "*" + MANIFEST_SUFFIX))):
-            manifest = read_json(path)
-            if isinstance(manifest, dict) and manifest.get("group") == self.group.name:
-                manifests.append(manifest)
-        return manifests
+        return self.snapshotter.recovery_points()
 
     def delete(self, rp_id: str) -> bool:
         """Delete a recovery point's snapshots, then its manifests; False when there was none."""
-        if not rp_id or "/" in rp_id or rp_id.startswith("."):
-            raise SnapshotError("%r is not a recovery point id" % rp_id)
         with FileLock(self.lock_path):
-            found = False
-            for volume in self.group.volumes:
-                path = self.destination(volume, rp_id)
-                if os.path.lexists(path):
-                    self.provider.delete(path)
-                    found = True
-            for path in self.manifest_paths(rp_id):
-                if os.path.exists(path):
-                    os.unlink(path)
-                    found = True
-            return found
+            return self.snapshotter.delete(rp_id)
 
 
 def _failure_reason(exc: BaseException, discard_error: str) -> str:

@@ -57,8 +57,8 @@ def _expand(field: str, low: int, high: int, names: dict | None = None) -> froze
     """Values of one component: '*', 'a,b', 'a..b', 'a/step', '*/step'."""
     values: set = set()
     for part in field.split(","):
-        step = 1
-        if "/" in part:
+        step, stepped = 1, "/" in part
+        if stepped:
             part, step_text = part.split("/", 1)
             step = _number(step_text, 1, high)
         if part == "*":
@@ -68,7 +68,7 @@ def _expand(field: str, low: int, high: int, names: dict | None = None) -> froze
             first, last = _value(first_text, low, high, names), _value(last_text, low, high, names)
         else:
             first = _value(part, low, high, names)
-            last = high if step > 1 else first
+            last = high if stepped else first  # 'a/step' repeats from a, also with step 1 ('0/1': every minute)
         if first > last:
             raise CalendarError("range %s runs backwards" % part)
         values.update(range(first, last + 1, step))

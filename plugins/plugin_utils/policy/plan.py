@@ -31,6 +31,35 @@ def _when(dataset: dict, schedules: dict) -> str:
     return text
 
 
+def _pool_text(library: dict, export: dict) -> str:
+    pool = library["pools"].get(export["pool"]) or {}
+    parts = ["pool %s: %d days" % (export["pool"], pool.get("retention_days", 0))]
+    if pool.get("worm"):
+        parts.append("WORM")
+    if pool.get("vault"):
+        parts.append("vaulted" + (" to %s" % library["vault"]["destination"] if library.get("vault") else ""))
+    return ", ".join(parts)
+
+
+def _array_lines(dataset: dict, targets: dict) -> list:
+    """Where an array dataset's points are: its volumes' own snapshots, and the tape pool it exports to."""
+    lines = ["  volumes: %s (one quiesce window around all)" % ", ".join(dataset["volumes"])]
+    export = dataset.get("export")
+    if export and export["library"] in targets:
+        lines.append("  copy to %s, %s" % (_target_text(export["library"], targets[export["library"]]),
+                                           _pool_text(targets[export["library"]], export)))
+    return lines
+
+
+def _drill_moves(name: str, drill: dict, policy: dict, host: str, unsupported: dict) -> list:
+    """Array datasets are restored on the host that runs their library, not on a drill_host."""
+    datasets = policy.get("restorable_datasets", {})
+    return ["  %s is restored where its library runs (%s), not on %s" % (dataset, host or "the source host", drill["drill_host"])
+            for index, dataset in enumerate(drill["datasets"])
+            if (datasets.get(dataset) or {}).get("tier") == "array" and drill.get("drill_host") not in (None, host)
+            and ("restorable_drills", name, "datasets", index) not in unsupported]
+
+
 def plan_lines(policy: dict, compliance: dict | None = None, host: str = "", tiers: Tiers = TIERS) -> list:
     """One block of lines per dataset, then one per drill: only what a tier planner will do; a
     dataset or drill of a tier without one is its warning line (host names it)."""
@@ -49,24 +78,29 @@ def plan_lines(policy: dict, compliance: dict | None = None, host: str = "", tie
         if restored:
             lines.append("drill %s: restore %s %s on %s" % (
                 name, ", ".join(restored), drill.get("calendar", "on demand"), drill.get("drill_host", "the source host")))
+            lines += _drill_moves(name, drill, policy, host, unsupported)
         lines += [unsupported[path] for path in paths if path in unsupported]
     return lines
 
 
 def _applies(dataset: dict, rule: str) -> bool:
-    """btrfs CDP points are thinned (and max_age bounds them); other tiers keep by counts."""
+    """btrfs CDP points are thinned (and max_age bounds them); array snapshots are kept by counts,
+    then thinned; other tiers keep by counts."""
     if dataset["tier"] == "cdp" and dataset["source"]["type"] == "btrfs":
         return rule in ("thinning", "max_age")
-    return rule != "thinning"
+    return dataset["tier"] == "array" or rule != "thinning"
 
 
 def _dataset_lines(name: str, dataset: dict, policy: dict, planner: TierPlanner, score: dict | None) -> list:
     targets = policy.get("restorable_targets", {})
     state = "" if dataset.get("enabled", True) else " [disabled]"
     lines = ["dataset %s (%s tier)%s: %s" % (name, dataset["tier"], state, planner.describe(dataset))]
-    written = [] if dataset["tier"] == "cdp" else dataset.get("targets", [])  # CDP jobs write the replica or WAL archive
+    # CDP jobs write the replica or WAL archive, array jobs their export library: never `targets`.
+    written = [] if dataset["tier"] in ("cdp", "array") else dataset.get("targets", [])
     for target in written + [dataset[k] for k in ("replica", "wal_archive") if k in dataset]:
         lines.append("  copy to %s" % _target_text(target, targets[target]))
+    if dataset["tier"] == "array":
+        lines += _array_lines(dataset, targets)
     lines.append("  when: %s" % _when(dataset, policy.get("restorable_schedules", {})))
     rules = dataset["retention"]
     retention = ", ".join("%s %s" % (k, v) for k, v in rules.items() if k not in ("thinning", "prune_every") and _applies(dataset, k))
@@ -74,8 +108,9 @@ def _dataset_lines(name: str, dataset: dict, policy: dict, planner: TierPlanner,
                 if _applies(dataset, "thinning")]
     if thinning:
         retention = ", ".join(part for part in (retention, "thinning: " + "; ".join(thinning)) if part)
-    lines.append("  keep: %s%s" % (retention or "every point",
-                                   ", applied every %s backups" % rules["prune_every"] if "prune_every" in rules else ""))
+    where = " on the storage host" if dataset["tier"] == "array" else ""
+    cadence = ", applied every %s backups" % rules["prune_every"] if "prune_every" in rules else ""
+    lines.append("  keep%s: %s%s" % (where, retention or "every point", cadence))
     if "consistency" in dataset:
         lines.append("  consistency: profile %s" % dataset["consistency"])
     objectives = ", ".join("%s %s" % (k.upper(), dataset[k]) for k in ("rpo", "rto") if k in dataset)

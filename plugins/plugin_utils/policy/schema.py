@@ -294,7 +294,7 @@ def _message(error) -> str:
     if kind in ("anyOf", "oneOf"):
         options = [", ".join(sub.get("required", [])) for sub in expected if sub.get("required")]
         if options and len(options) == len(expected):
-            return "needs one of: %s" % ", ".join(options)
+            return "needs %sone of: %s" % ("exactly " if kind == "oneOf" else "", ", ".join(options))
     # Anything else: never jsonschema's own text, which prints the whole value.
     return "%s is not valid" % ("the value" if _is_container(value) else shown)
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import functools
 import math
 import posixpath
+import re
 import zoneinfo
 
 from .calendar_event import CalendarError, Window, calendar_timezone, largest_gap_minutes
 from ...module_utils.common.durations import format_duration, parse_duration
 from .problems import Problem
+from ..tiers.array import DEFAULT_CHAIN_LENGTH, barcode_prefix
 
 REPOSITORY_TYPES = ("local", "sftp", "s3")
 # Profiles that hold the application still for as long as a copy runs: only snapshot tiers can
@@ -18,6 +20,10 @@ REPOSITORY_TYPES = ("local", "sftp", "s3")
 SNAPSHOT_ONLY_PROFILES = {("fsfreeze", None), ("postgresql", "backup_api"), ("mariadb", "read_lock")}
 SNAPSHOT_TIERS = ("cdp", "array")
 DAY = 86400
+# What the array tier runs in this version; the schema names more, validation refuses the rest.
+ARRAY_PROVIDERS = ("btrfs",)
+TAPE_DRIVERS = ("directory", "s3")
+VAULT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$(?!\n)")
 
 
 class PolicyChecks:
@@ -46,6 +52,7 @@ class PolicyChecks:
             self.check_drills,
             self.check_retention_covers_drills,
             self.check_tape_chains,
+            self.check_array_runs,
             self.check_retention_cadence,
         ):
             problems.extend(check())
@@ -110,8 +117,16 @@ class PolicyChecks:
         library = export["library"]
         found = list(self._target_ref(path + ("library",), library, ("tape_library",)))
         yield from found
-        if not found and export["pool"] not in self.targets[library]["pools"]:
-            yield self._problem(path + ("pool",), _unknown("pool", export["pool"], self.targets[library]["pools"], "restorable_targets.%s.pools" % library))
+        if found:
+            return
+        target = self.targets[library]
+        if export["pool"] not in target["pools"]:
+            yield self._problem(path + ("pool",), _unknown("pool", export["pool"], target["pools"], "restorable_targets.%s.pools" % library))
+        if target.get("host") and target["host"] != self.host:
+            # The library's files, catalog and lock live where the export runs: two hosts would
+            # each keep a catalog of their own over the same cartridges.
+            yield self._problem(path + ("library",), "library %s names host %s, but a library runs on the host that exports "
+                                "to it (%s) in this version: drop its host or set it to %s" % (library, target["host"], self.host, self.host))
 
     def _source_fits_tier(self, base: tuple, dataset: dict):
         source = dataset.get("source", {})
@@ -227,6 +242,9 @@ class PolicyChecks:
             for index, dataset_name in enumerate(drill["datasets"]):
                 if dataset_name not in self.datasets:
                     yield self._problem(base + ("datasets", index), _unknown("dataset", dataset_name, self.datasets, "restorable_datasets"))
+                elif self.datasets[dataset_name]["tier"] == "array" and "export" not in self.datasets[dataset_name]:
+                    yield self._problem(base + ("datasets", index), "dataset %s exports to no tape library: an array drill restores "
+                                        "from tape (give the dataset an export)" % dataset_name)
                 elif "rpo" in drill:
                     yield from self._meets_rpo(base + ("rpo",), self.datasets[dataset_name], drill["rpo"], "dataset %s: " % dataset_name)
             if "sandbox" in drill:
@@ -293,7 +311,7 @@ class PolicyChecks:
             interval = self._interval_seconds(dataset)
             if interval in (None, math.inf):
                 continue
-            chain_seconds = export.get("chain_length", 1) * export.get("every", 1) * interval
+            chain_seconds = export.get("chain_length", DEFAULT_CHAIN_LENGTH) * export.get("every", 1) * interval
             retention_days = library["pools"][export["pool"]]["retention_days"]
             if chain_seconds > retention_days * DAY:
                 yield self._problem(
@@ -301,6 +319,37 @@ class PolicyChecks:
                     "a chain spans about %s, longer than the %d-day retention of pool %s: its full would expire before its last incremental"
                     % (format_duration(chain_seconds), retention_days, export["pool"]),
                 )
+
+    def check_array_runs(self):
+        """What the schema accepts but this version cannot run is refused, never planned half."""
+        for name, dataset in self.datasets.items():
+            provider = dataset.get("provider") if dataset["tier"] == "array" else None
+            if provider and provider not in ARRAY_PROVIDERS:
+                yield self._problem(("restorable_datasets", name, "provider"), "provider %s is not available in this version: only %s "
+                                    "runs; see docs/array-tier.md" % (provider, ", ".join(ARRAY_PROVIDERS)))
+        for name, target in self.targets.items():
+            if target["type"] != "tape_library":
+                continue
+            base = ("restorable_targets", name)
+            if target["driver"] not in TAPE_DRIVERS:
+                yield self._problem(base + ("driver",), "driver %s is not available in this version: only %s "
+                                    "run; see docs/tape.md" % (target["driver"], " and ".join(TAPE_DRIVERS)))
+            destination = (target.get("vault") or {}).get("destination")
+            if destination is not None and not VAULT_NAME.match(destination):
+                yield self._problem(base + ("vault", "destination"), "%r: a vault is named with 1-64 letters, digits, '_', '.' or '-' "
+                                    "(the library keeps its cartridges below that name)" % destination)
+            yield from self._barcode_prefixes(base, target["pools"])
+
+    def _barcode_prefixes(self, base: tuple, pools: dict):
+        """Barcodes are never reused: two pools of one library must not draw them from one prefix."""
+        owners: dict = {}
+        for pool_name in sorted(pools):
+            prefix = barcode_prefix(pool_name, pools[pool_name])
+            if prefix in owners:
+                derived = "" if "barcode_prefix" in pools[pool_name] else " (taken from the pool's name)"
+                yield self._problem(base + ("pools", pool_name, "barcode_prefix"), "barcode prefix %s is also pool %s's%s: give each "
+                                    "pool a barcode_prefix of its own" % (prefix, owners[prefix], derived))
+            owners.setdefault(prefix, pool_name)
 
 
 def _unknown(kind: str, name: str, known: dict, where: str) -> str:

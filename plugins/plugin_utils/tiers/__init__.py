@@ -1,19 +1,21 @@
 # -*- coding: utf-8 -*-
 # Private to restorable.backup: the registry of tier planners. Validate, plan, apply, backup and
 # drill ask it which tiers this version plans; a dataset or drill of any other tier is reported
-# (validated, not applied), never dropped in silence, and scores nothing for 3-2-1-1-0.
+# (validated, not applied), never dropped in silence, and scores nothing for 3-2-1-1-0. This
+# version plans every tier the schema names; a registry without one (tests) reports it so.
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from ..policy.problems import ERROR, WARNING, Problem
 from .agent import AgentTierPlanner
+from .array import ArrayTierPlanner
 from .base import Fleet, TierPlanner
 from .cdp import CdpTierPlanner
 from .host import HostTierPlanner
 
 REGISTRY: Mapping[str, type[TierPlanner]] = {AgentTierPlanner.tier: AgentTierPlanner, HostTierPlanner.tier: HostTierPlanner,
-                                             CdpTierPlanner.tier: CdpTierPlanner}
+                                             CdpTierPlanner.tier: CdpTierPlanner, ArrayTierPlanner.tier: ArrayTierPlanner}
 UNSUPPORTED = "validated, not applied: tier %s is not supported by this version"
 
 

@@ -77,8 +77,8 @@ def test_the_policy_of_these_tests_is_valid(store):
     assert [line for line in report.lines() if "secret given as plain text" not in line] == []
 
 
-def test_cdp_is_planned_and_array_is_still_reported_unsupported():
-    assert TIERS.supports("cdp") and not TIERS.supports("array")
+def test_cdp_is_planned():
+    assert TIERS.supports("cdp")
 
 
 def test_btrfs_job_runs_every_interval_with_the_options_the_host_reads(store):

@@ -7,6 +7,11 @@ import json
 import pytest
 
 from ansible_collections.restorable.backup.plugins.plugin_utils.drill_plan import DrillPlanner
+from ansible_collections.restorable.backup.plugins.plugin_utils.tiers import REGISTRY, Tiers
+
+# Every tier of the schema has a planner; these tests take a registry without the array tier's to
+# show what becomes of a dataset no planner runs (the vm dataset below).
+WITHOUT_ARRAY = Tiers({tier: planner for tier, planner in REGISTRY.items() if tier != "array"})
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nkey-of-web1\n-----END OPENSSH PRIVATE KEY-----\n"
 
@@ -42,13 +47,13 @@ def fleet() -> dict:
 
 
 def planner() -> DrillPlanner:
-    return DrillPlanner(fleet(), {"web1": "/hosts/web1", "drill1": "/hosts/drill1"})
+    return DrillPlanner(fleet(), {"web1": "/hosts/web1", "drill1": "/hosts/drill1"}, WITHOUT_ARRAY)
 
 
 def test_drills_run_on_their_drill_host_or_on_their_source():
     on_drill1 = planner().drills_on("drill1")
     assert [(e["params"]["source_host"], e["params"]["drill"], e["params"]["dataset"]) for e in on_drill1] == [
-        ("web1", "adhoc", "bucket"), ("web1", "weekly", "www")]  # vm is of a tier no planner runs (array)
+        ("web1", "adhoc", "bucket"), ("web1", "weekly", "www")]  # vm is of a tier no planner runs here (array)
     assert [e["params"]["drill"] for e in planner().drills_on("web1")] == ["local"]
     assert planner().drills_on("nobody") == []
 
@@ -131,15 +136,15 @@ def test_unknown_drill_host_is_an_error():
     policies = fleet()
     policies["web1"]["restorable_drills"]["weekly"]["drill_host"] = "ghost"
     with pytest.raises(ValueError, match="ghost"):
-        DrillPlanner(policies, {}).drills_of("web1")
+        DrillPlanner(policies, {}, WITHOUT_ARRAY).drills_of("web1")
 
 
 def test_fqdn_sources_get_names_cron_reads_and_clashes_are_refused():
     policies = fleet()
     policies["web1.example.com"] = policies.pop("web1")
-    (job,) = DrillPlanner(policies, {}).schedule("drill1")["jobs"]
+    (job,) = DrillPlanner(policies, {}, WITHOUT_ARRAY).schedule("drill1")["jobs"]
     assert job["name"] == "web1_example_com-weekly"
     assert sorted(job) == ["calendar", "config", "name"], "exactly the job module's drill options"
     policies["web1_example.com"] = dict(policies["web1.example.com"])
     with pytest.raises(ValueError, match="share the job name web1_example_com-weekly"):
-        DrillPlanner(policies, {}).schedule("drill1")
+        DrillPlanner(policies, {}, WITHOUT_ARRAY).schedule("drill1")

@@ -87,7 +87,7 @@ def test_repositories_are_the_targets_of_host_datasets():
 def test_the_agent_and_host_planners_split_the_datasets_by_tier():
     fleet = Fleet(policies(), ROOTS)
     by_tier = {p.tier: [j["dataset"] for j in p.jobs()] for p in TIERS.planners("hv01", fleet)}
-    assert by_tier == {"agent": ["www"], "host": ["vms", "vms"], "cdp": []}
+    assert by_tier == {"agent": ["www"], "host": ["vms", "vms"], "cdp": [], "array": []}
 
 
 def test_the_job_config_loads_on_the_host_as_the_host_tier_reads_it():

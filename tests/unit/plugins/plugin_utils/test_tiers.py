@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 """The tier registry: what has no planner is said (host, field path, tier), scores nothing, and
 the plan describes only what a planner does; each host is planned once per play. This version
-plans the agent, host and cdp tiers; array is the example of a tier without a planner."""
+plans every tier of the schema; a registry without the array tier's planner (WITHOUT_ARRAY) is the
+example of a tier without one."""
 from __future__ import annotations
 
 import copy
@@ -22,6 +23,7 @@ from ansible_collections.restorable.backup.plugins.plugin_utils.policy.problems 
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.validator import FleetValidator  # noqa: E402
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers import REGISTRY, TIERS, Tiers  # noqa: E402
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.agent import AgentTierPlanner  # noqa: E402
+from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.array import ArrayTierPlanner  # noqa: E402
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.base import Fleet  # noqa: E402
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.cdp import CdpTierPlanner  # noqa: E402
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.host import HostTierPlanner  # noqa: E402
@@ -33,13 +35,15 @@ POLICY = {
         "cloud": {"type": "s3", "bucket": "acme-backup", "access_key_id": SECRET, "secret_access_key": SECRET, "password": SECRET,
                   "object_lock": {"mode": "compliance", "days": 30}, "offsite": True},
         "usb": {"type": "local", "path": "/mnt/usb", "password": SECRET},
+        "vtl": {"type": "tape_library", "driver": "directory", "path": "/srv/vtl", "slots": 4, "drives": 1,
+                "media": {"type": "LTO-8", "capacity_gb": 1}, "pools": {"daily": {"retention_days": 35}}},
     },
     "restorable_schedules": {"nightly": {"calendar": "*-*-* 01:00:00"}},
     "restorable_datasets": {
         "www": {"tier": "agent", "paths": ["/srv/www"], "targets": ["nas", "cloud"], "schedule": "nightly", "retention": {"daily": 7}},
         "vms": {"tier": "host", "vms": {"all": True}, "targets": ["nas", "cloud"], "schedule": "nightly", "retention": {"daily": 7}},
         "data": {"tier": "array", "volumes": ["/srv/data"], "provider": "btrfs", "schedule": "nightly",
-                 "targets": ["usb"], "retention": {"daily": 7}},
+                 "targets": ["usb"], "retention": {"daily": 7}, "export": {"library": "vtl", "pool": "daily"}},
     },
     "restorable_drills": {
         "weekly": {"datasets": ["www", "vms", "data"], "calendar": "weekly"},
@@ -47,6 +51,7 @@ POLICY = {
     },
 }
 NOT_APPLIED = "validated, not applied: tier %s is not supported by this version"
+WITHOUT_ARRAY = Tiers({tier: planner for tier, planner in REGISTRY.items() if tier != "array"})
 
 
 def policy(**compliance) -> dict:
@@ -56,13 +61,15 @@ def policy(**compliance) -> dict:
     return document
 
 
-def validate(document: dict, tiers: Tiers | None = TIERS):
+def validate(document: dict, tiers: Tiers | None = WITHOUT_ARRAY):
     return FleetValidator(tiers=tiers).validate({"hv01": document})
 
 
-def test_the_agent_and_host_tiers_are_the_planners_of_this_version():
-    assert dict(REGISTRY) == {"agent": AgentTierPlanner, "host": HostTierPlanner, "cdp": CdpTierPlanner}
-    assert [TIERS.supports(t) for t in ("agent", "host", "cdp", "array")] == [True, True, True, False]
+def test_every_tier_of_the_schema_has_a_planner_in_this_version():
+    assert dict(REGISTRY) == {"agent": AgentTierPlanner, "host": HostTierPlanner, "cdp": CdpTierPlanner, "array": ArrayTierPlanner}
+    assert [TIERS.supports(t) for t in ("agent", "host", "cdp", "array")] == [True, True, True, True]
+    assert not TIERS.unsupported("hv01", policy()) and not FleetValidator(tiers=TIERS).validate({"hv01": policy()}).problems
+    assert [WITHOUT_ARRAY.supports(t) for t in ("agent", "host", "cdp", "array")] == [True, True, True, False]
 
 
 def test_a_dataset_or_drill_without_a_planner_is_a_warning_naming_host_field_path_and_tier():
@@ -89,7 +96,7 @@ def test_no_dataset_and_no_drill_is_dropped_in_silence():
     """Everything the policy declares is either in some planner's jobs and drills, or reported."""
     document = policy()
     reported = {p.path for p in validate(document).problems}
-    planners = TIERS.planners("hv01", Fleet({"hv01": document}))
+    planners = WITHOUT_ARRAY.planners("hv01", Fleet({"hv01": document}))
     jobs = {job["dataset"] for planner in planners for job in planner.jobs()}
     drills = {(e["params"]["drill"], e["params"]["dataset"]) for planner in planners for e in planner.drills()}
     for name in document["restorable_datasets"]:
@@ -117,7 +124,7 @@ def test_3_2_1_1_0_counts_copies_and_drills_only_where_a_planner_makes_them():
     document = policy(rule_3_2_1_1_0="enforce")
     document["restorable_datasets"]["www"]["enabled"] = False  # planned by no one: no copy, no drill
     assert ComplianceScorer("hv01", document).scores()[0].score == "5/5"  # as written
-    scores = {s.dataset: s.score for s in ComplianceScorer("hv01", document, TIERS).scores()}
+    scores = {s.dataset: s.score for s in ComplianceScorer("hv01", document, WITHOUT_ARRAY).scores()}
     assert scores == {"www": "0/5", "vms": "5/5"}  # data (array) has no planner: no score at all
 
 
@@ -132,7 +139,7 @@ def test_a_registered_planner_is_what_makes_a_tier_count():
 
 
 def test_plan_prints_the_warning_line_not_a_mechanism():
-    lines = plan_lines(policy(), {"www": {"score": "5/5"}}, "hv01")
+    lines = plan_lines(policy(), {"www": {"score": "5/5"}}, "hv01", WITHOUT_ARRAY)
     assert lines == [
         "warning: hv01: restorable_datasets.data: " + NOT_APPLIED % "array",
         "dataset vms (host tier): incremental backups of every VM from the hypervisor",
@@ -154,7 +161,7 @@ def test_plan_prints_the_warning_line_not_a_mechanism():
 
 
 def test_plan_under_the_error_setting_prints_the_error_line():
-    lines = plan_lines(policy(unsupported_tiers="error"), None, "hv01")
+    lines = plan_lines(policy(unsupported_tiers="error"), None, "hv01", WITHOUT_ARRAY)
     assert lines[0] == "hv01: restorable_datasets.data: " + NOT_APPLIED % "array"
 
 
@@ -207,7 +214,8 @@ def test_each_host_is_read_once_for_every_task_of_a_play(hosts):
             drill_plan(hostvars, host)
     # Planned per task, every host would be walked hosts * tasks times.
     assert hostvars.walks == {host: 1 for host in hostvars}
-    assert drill_plan(hostvars, "host000")["drills"] == 2 * hosts  # www and vms of every host
+    # www and vms of every host; data (array) is drilled where its library runs: host000's own two.
+    assert drill_plan(hostvars, "host000")["drills"] == 2 * hosts + 2
 
 
 def test_another_play_plans_again():
@@ -220,8 +228,9 @@ def test_another_play_plans_again():
 def test_fleet_plan_gives_each_host_its_tiers_and_drills():
     hostvars = CountingHostvars(fleet(4))
     plans = fleet_plan(hostvars, list(hostvars))
-    assert sorted(plans["host001"]["tiers"]) == ["agent", "cdp", "host"]
+    assert sorted(plans["host001"]["tiers"]) == ["agent", "array", "cdp", "host"]
+    assert [j["name"] for j in plans["host001"]["tiers"]["array"]["jobs"]] == ["data"]
     assert [j["name"] for j in plans["host001"]["tiers"]["agent"]["jobs"]] == ["www", "www-cloud"]
     assert [j["name"] for j in plans["host001"]["tiers"]["host"]["jobs"]] == ["vms", "vms-cloud"]
-    assert plans["host000"]["drills"]["drills"] == 8 and plans["host001"]["drills"]["drills"] == 0
+    assert plans["host000"]["drills"]["drills"] == 10 and plans["host001"]["drills"]["drills"] == 2
     assert hostvars.walks == {host: 1 for host in hostvars}

@@ -303,3 +303,28 @@ def test_data_directory_found_once_or_named(tmp_path):
 
 def test_nothing_to_complete_without_a_label(tmp_path):
     make(tmp_path).complete_snapshot({"/nonexistent": "/nonexistent"}, postgresql.FreezeRecord("postgresql"))
+
+
+def test_pg_wal_linked_into_another_volume_of_the_group_is_that_volume_s_snapshot(tmp_path):
+    data_snap, wal_snap = tmp_path / "snap" / "pg", tmp_path / "snap" / "pgwal"
+    fake_cluster(data_snap / "data", [])
+    (data_snap / "data" / "pg_wal").rmdir()
+    (data_snap / "data" / "pg_wal").symlink_to("/srv/pgwal/wal")  # initdb -X: absolute, production's path
+    (wal_snap / "wal").mkdir(parents=True)
+    snapshots = {"/srv/pg": str(data_snap), "/srv/pgwal": str(wal_snap)}
+    assert postgresql.snapshot_wal_directory(str(data_snap / "data"), snapshots) == str(wal_snap / "wal")
+
+
+def test_pg_wal_of_its_own_is_the_snapshot_s_directory(tmp_path):
+    fake_cluster(tmp_path / "snap", [])
+    assert postgresql.snapshot_wal_directory(str(tmp_path / "snap"), {"/srv/pg": str(tmp_path / "snap")}) == \
+        str(tmp_path / "snap" / "pg_wal")
+
+
+def test_pg_wal_linked_outside_the_group_is_refused_naming_it(tmp_path):
+    fake_cluster(tmp_path / "snap", [])
+    (tmp_path / "snap" / "pg_wal").rmdir()
+    (tmp_path / "snap" / "pg_wal").symlink_to("/srv/pgwalx/wal")  # a sibling with a common prefix is not inside
+    with pytest.raises(QuiesceFailed, match="links to /srv/pgwalx/wal, outside the snapshotted volumes"):
+        postgresql.snapshot_wal_directory(str(tmp_path / "snap"), {"/srv/pg": str(tmp_path / "snap"),
+                                                                   "/srv/pgwal": str(tmp_path / "walsnap")})

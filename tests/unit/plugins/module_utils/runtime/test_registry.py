@@ -27,8 +27,8 @@ def test_a_job_runs_with_its_tiers_driver(tmp_path):
     assert isinstance(runner.driver, AgentDriver) and runner.driver.tier == "agent"
 
 
-def test_this_version_runs_the_agent_host_and_cdp_tiers():
-    assert sorted(TIERS) == ["agent", "cdp", "host"]
+def test_this_version_runs_the_agent_host_cdp_and_array_tiers():
+    assert sorted(TIERS) == ["agent", "array", "cdp", "host"]
     assert TIERS["host"] is HostDriver and HostDriver.tier == "host"
 
 
@@ -39,15 +39,17 @@ def test_a_host_job_runs_with_the_host_driver(tmp_path):
 
 
 def test_a_job_of_a_tier_this_version_does_not_run_is_refused_by_name(tmp_path):
-    with pytest.raises(UnsupportedTier, match=r"^tier array is not supported by this version \(it runs: agent, cdp, host\)$"):
-        runner_for(JobConfig.from_dict(job(tmp_path, "array")))
+    with pytest.raises(UnsupportedTier,
+                       match=r"^tier vault is not supported by this version \(it runs: agent, array, cdp, host\)$"):
+        runner_for(JobConfig.from_dict(job(tmp_path, "vault")))
 
 
 def test_the_command_line_refuses_it_without_a_traceback(tmp_path, capsys):
     config = tmp_path / "vms.json"
-    config.write_text(__import__("json").dumps(job(tmp_path, "array")))
+    config.write_text(__import__("json").dumps(job(tmp_path, "vault")))
     assert cli.main(["run", "--config", str(config), "--quiet"]) == 2
-    assert capsys.readouterr().err == "restorable-agent: error: tier array is not supported by this version (it runs: agent, cdp, host)\n"
+    assert capsys.readouterr().err == \
+        "restorable-agent: error: tier vault is not supported by this version (it runs: agent, array, cdp, host)\n"
     assert not (tmp_path / "status").exists(), "nothing ran"
 
 
@@ -64,8 +66,8 @@ def test_a_drill_goes_to_its_tiers_restore_side(monkeypatch):
 
 
 def test_a_drill_of_an_unknown_tier_is_refused():
-    with pytest.raises(UnsupportedTier, match="^tier array is not supported"):
-        run_drill({"tier": "array", "drill": "d", "dataset": "vols"})
+    with pytest.raises(UnsupportedTier, match="^tier vault is not supported"):
+        run_drill({"tier": "vault", "drill": "d", "dataset": "vols"})
 
 
 def test_a_tier_is_imported_only_when_a_job_or_drill_of_it_runs():

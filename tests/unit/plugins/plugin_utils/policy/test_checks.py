@@ -57,7 +57,7 @@ BASELINE = {
         },
         "mirror": {"type": "replica", "host": "replica01", "path": "/srv/replicas"},
         "vtl01": {
-            "type": "tape_library", "driver": "directory", "host": "storage01", "path": "/srv/vtl", "slots": 24, "drives": 2,
+            "type": "tape_library", "driver": "directory", "path": "/srv/vtl", "slots": 24, "drives": 2,
             "media": {"type": "LTO-8", "capacity_gb": 12000},
             "pools": {"daily": {"retention_days": 35, "barcode_prefix": "DA"}, "archive": {"retention_days": 3650, "worm": True, "vault": True}},
             "vault": {"destination": "ironmountain-fra"},
@@ -221,7 +221,8 @@ def test_site_not_set_is_fine():
 # --- check_target_hosts ---------------------------------------------------------------------------
 
 def test_target_hosts_not_in_inventory():
-    assert found("check_target_hosts", baseline(), INVENTORY - {"replica01", "storage01"}) == [
+    policy = changed(**{"restorable_targets.vtl01.host": "storage01"})
+    assert found("check_target_hosts", policy, INVENTORY - {"replica01", "storage01"}) == [
         ("restorable_targets.mirror.host", "host replica01 is not in the inventory"),
         ("restorable_targets.vtl01.host", "host storage01 is not in the inventory"),
     ]
@@ -233,7 +234,7 @@ def test_sftp_server_need_not_be_in_inventory():
 
 
 def test_tape_library_without_host_is_fine():
-    assert found("check_target_hosts", changed(**{"restorable_targets.vtl01.host": None}), INVENTORY - {"storage01"}) == []
+    assert found("check_target_hosts", baseline(), INVENTORY - {"storage01"}) == []
 
 
 # --- check_dataset_references -----------------------------------------------------------------------
@@ -602,9 +603,9 @@ def test_agent_max_age_keeps_points_besides_the_counts(retention, problem):
     ({"library": "vtl01", "pool": "daily", "every": 96, "chain_length": 10},
      "a chain spans about 40d, longer than the 35-day retention of pool daily: its full would expire before its last incremental"),
     ({"library": "vtl01", "pool": "archive", "every": 96, "chain_length": 10}, None),
-    ({"library": "vtl01", "pool": "daily", "every": 840}, None),  # default chain_length 1: 840 hours is 35 days
-    ({"library": "vtl01", "pool": "daily", "every": 841},
-     "a chain spans about 841h, longer than the 35-day retention of pool daily: its full would expire before its last incremental"),
+    ({"library": "vtl01", "pool": "daily", "every": 120}, None),  # default chain_length 7: 840 hours is 35 days
+    ({"library": "vtl01", "pool": "daily", "every": 121},
+     "a chain spans about 35.3d, longer than the 35-day retention of pool daily: its full would expire before its last incremental"),
 ])
 def test_tape_chain_against_pool_retention(export, problem):
     result = found("check_tape_chains", changed(**{"restorable_datasets.vols.export": export}))

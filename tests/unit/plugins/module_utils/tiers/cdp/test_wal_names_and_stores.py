@@ -151,31 +151,12 @@ def test_no_name_can_leave_the_store_directory(tmp_path):
 
 # -- S3 --------------------------------------------------------------------------------------------
 
-def test_the_sigv4_signature_is_the_one_aws_documents():
-    # "Example: GET Object" of the AWS Signature Version 4 documentation for S3.
-    credentials = {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
-    headers = s3.sign("GET", "/test.txt", {}, {"host": "examplebucket.s3.amazonaws.com", "range": "bytes=0-9"},
-                      s3.EMPTY_SHA256, credentials, "us-east-1", time.strptime("20130524T000000Z", "%Y%m%dT%H%M%SZ"))
-    assert headers["authorization"] == (
-        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
-        "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
-        "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
-
-
-def test_a_listing_page_and_an_error_document_are_read():
-    page = (b'<?xml version="1.0"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-            b"<Contents><Key>p/000000010000000000000001</Key></Contents><Contents><Key>p/00000002.history</Key>"
-            b"</Contents><IsTruncated>true</IsTruncated><NextContinuationToken>tok==</NextContinuationToken>"
-            b"</ListBucketResult>")
-    assert s3.parse_listing(page) == (["p/000000010000000000000001", "p/00000002.history"], "tok==")
-    assert s3.error_code(b"<Error><Code>NoSuchBucket</Code><Message>gone</Message></Error>") == "NoSuchBucket: gone"
-
-
 def test_objects_live_below_the_prefix_path_style_unless_on_aws():
     store = s3.S3Store("http://127.0.0.1:9000", "wal", "/fleet/db01/wal/pgmain/", "us-east-1", "/env")
-    assert store.key(SEG) == "fleet/db01/wal/pgmain/" + SEG and store.path(store.key(SEG)).startswith("/wal/fleet/")
+    assert store.key(SEG) == "fleet/db01/wal/pgmain/" + SEG
+    assert store.client.path(store.key(SEG)).startswith("/wal/fleet/")
     aws = s3.S3Store("https://s3.eu-central-1.amazonaws.com", "wal", "", "eu-central-1", "/env")
-    assert aws.host == "wal.s3.eu-central-1.amazonaws.com" and aws.path(aws.key(SEG)) == "/" + SEG
+    assert aws.client.host == "wal.s3.eu-central-1.amazonaws.com" and aws.client.path(aws.key(SEG)) == "/" + SEG
 
 
 # -- SFTP ------------------------------------------------------------------------------------------
