@@ -40,6 +40,8 @@ def test_an_incremental_chain_of_four_exports_restores_to_its_third_point(datase
         [("full", first, 1)] + [("incremental", first, n) for n in (2, 3, 4)]
     assert [e["base"] for e in exports] == [None] + [r.snapshot_id for r in records[:3]]
     assert exports[3]["bytes"] < 3 * MB  # the new blob only, while the volume holds three (6 MB)
+    # The run's byte counts are the streams it wrote to tape.
+    assert [(r.bytes_processed, r.bytes_added) for r in records] == [(e["bytes"], e["bytes"]) for e in exports]
     assert all(e["mb_per_second"] > 0 and e["cartridges"] for e in exports)
     state = ds.state()
     assert state["last_exported"] == {"point": records[3].snapshot_id, "chain": first, "position": 4}

@@ -14,7 +14,6 @@ from .media import TapeError
 
 CATALOG_FORMAT = 1
 CATALOG_FILE = "catalog.json"
-INVENTORY_FILE = "inventory.json"
 STATES = ("scratch", "filling", "full")
 
 

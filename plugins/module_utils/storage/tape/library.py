@@ -10,11 +10,11 @@ import datetime
 import os
 from typing import Any, BinaryIO, Callable, Iterator
 
-from ...common.fileio import atomic_write_json, ensure_dir
+from ...common.fileio import ensure_dir
 from ...common.locks import FileLock
 from .cartridge import (FULL_MARGIN, LABEL_NAME, CartridgeReader, ChunkSource, StreamReader, check_label, is_full,
                         PartOutcome, json_member, label_document, point_name, read_label, widen_pipe, write_part)
-from .catalog import INVENTORY_FILE, Catalog, barcode_counter, next_barcode
+from .catalog import Catalog, barcode_counter, next_barcode
 from .config import BARCODE_WIDTH, LibraryConfig, PoolConfig, load_config
 from .directory import DirectoryStore
 from .media import CartridgeDamaged, MediaStore, TapeError
@@ -735,8 +735,6 @@ class TapeLibrary:
             "cartridges": [dict(cart, free_bytes=cart["capacity_bytes"] - cart["used_bytes"])
                            for _code, cart in sorted(carts.items())],
         }
-        if os.path.isdir(self.config.state_dir):
-            atomic_write_json(os.path.join(self.config.state_dir, INVENTORY_FILE), document)
         return document
 
 

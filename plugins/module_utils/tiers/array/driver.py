@@ -149,6 +149,8 @@ class ArrayDriver(TierDriver):
             plan = plan_export(point, self.state.last, export.chain_length, local, on_tape)
             done.append(exporter.export(plan, manifests[point]))
             self.state.exported(plan.exported())
+            # The streams are what the run read and what it wrote to tape (no deduplication there).
+            run.record.bytes_processed = run.record.bytes_added = sum(item["bytes"] for item in done)
         if done:
             vaulted = self.library.vault()
             recycled = self.library.recycle({self.config.dataset: self._keep_on_tape(local)})
