@@ -218,6 +218,16 @@ def stop_server(process: subprocess.Popen, stop_signal: int, timeout: float) -> 
         pass
 
 
+def wait_or_kill(process: subprocess.Popen, timeout: float) -> int:
+    """The exit code of a child whose input is done; SIGKILL (code -9) when it outlives timeout."""
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return -9
+
+
 def _stop(proc: subprocess.Popen, stop_signal: int, grace: float) -> tuple[bytes, bytes]:
     _signal_group(proc, stop_signal)
     try:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ...common.process import base_env
+from ...common.process import base_env, wait_or_kill
 from ...snapshot.btrfs import BtrfsSnapshotProvider
 from ...snapshot.group import GroupSnapshotter
 from .state import Exported
@@ -120,12 +120,7 @@ class Exporter:
                 raise
             finally:
                 proc.stdout.close()
-            try:
-                code = proc.wait(SEND_WAIT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                code = -9
+            code = wait_or_kill(proc, SEND_WAIT)
             if code != 0:
                 errors.seek(0)
                 tail = errors.read().decode("utf-8", "replace").strip()[-STDERR_TAIL:]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...core.jobspec import RETENTION_KEYS, ConfigError, FieldReader
-from ..cdp.thinning import ThinRule
+from ..cdp.thinning import ThinRule, read_thinning_rules
 
 PROVIDERS = ("btrfs",)
 # Accepted by the policy schema, refused on hosts: no host-side implementation in this version.
@@ -105,21 +105,6 @@ def _retention(fields: FieldReader) -> dict[str, Any]:
     return retention
 
 
-def _thinning(fields: FieldReader) -> list[ThinRule]:
-    rules = []
-    for index, item in enumerate(fields.get("thinning", list, [])):
-        rule = FieldReader(item, "%s[%d]" % (fields.name("thinning"), index))
-        older_than, keep_every = rule.duration("older_than"), rule.duration("keep_every")
-        rule.done()
-        if older_than is None or keep_every is None:
-            raise ValueError("%s: older_than and keep_every are required" % rule.path)
-        try:
-            rules.append(ThinRule(older_than, keep_every))
-        except ValueError as exc:
-            raise ValueError("%s: %s" % (rule.path, exc)) from None
-    return rules
-
-
 def _export(fields: FieldReader) -> ExportOptions | None:
     if not fields.data:
         return None
@@ -139,7 +124,7 @@ def parse_options(fields: FieldReader) -> ArrayOptions:
         if options.snapshot_dir and (options.snapshot_dir + "/").startswith(volume + "/"):
             raise ValueError("%s: the snapshots cannot live inside volume %s" % (fields.name("snapshot_dir"), volume))
     options.retention = _retention(fields.sub("retention"))
-    options.thinning = _thinning(fields)
+    options.thinning = read_thinning_rules(fields)
     options.rpo = fields.duration("rpo")
     options.export = _export(fields.sub("export"))
     fields.done()

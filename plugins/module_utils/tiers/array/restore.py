@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 from typing import Any, NoReturn, Sequence
 
-from ...common.process import base_env
+from ...common.process import base_env, wait_or_kill
 from ...drill.engine import check_sandbox
 from ...snapshot.btrfs import BtrfsSnapshotProvider
 from ...snapshot.provider import SnapshotError
@@ -137,12 +137,7 @@ class ChainReceiver:
                 proc.kill()
                 proc.wait()
                 raise
-            try:
-                code = proc.wait(RECEIVE_WAIT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                code = -9
+            code = wait_or_kill(proc, RECEIVE_WAIT)
             if code != 0:
                 self.refused(stream_id, "exited %d" % code, errors)
         self.reads.append(dict(read, stream=stream_id))

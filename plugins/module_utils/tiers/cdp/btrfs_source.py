@@ -39,7 +39,7 @@ from .points import (CANARY, PointStore, default_snapshot_dir, is_subvolume, poi
                      require_btrfs, write_canary)
 from .replica import ReplicaError, ReplicaLink, ReplicaOptions, Replication, Replicator, newest_common, protected_points
 from .source import CdpSource
-from .thinning import ThinRule, points_to_prune
+from .thinning import ThinRule, points_to_prune, read_thinning_rules
 
 STATE_FORMAT = 1
 STATE_SUFFIX = ".cdp-points.json"
@@ -79,26 +79,11 @@ class BtrfsOptions:
         interval = fields.get("interval_minutes", int, required=True)
         if interval < 1:
             raise ValueError("%s: expected at least 1" % fields.name("interval_minutes"))
-        options = cls(subvolume, snapshot_dir, interval, _rules(fields), fields.duration("max_age"), fields.duration("rpo"))
+        options = cls(subvolume, snapshot_dir, interval, read_thinning_rules(fields), fields.duration("max_age"), fields.duration("rpo"))
         replica = fields.sub("replica")
         if replica.data:
             options.replica = ReplicaOptions.parse(replica)
         return options
-
-
-def _rules(fields: FieldReader) -> list[ThinRule]:
-    rules = []
-    for index, item in enumerate(fields.get("thinning", list, [])):
-        rule = FieldReader(item, "%s[%d]" % (fields.name("thinning"), index))
-        older_than, keep_every = rule.duration("older_than"), rule.duration("keep_every")
-        rule.done()
-        if older_than is None or keep_every is None:
-            raise ValueError("%s: older_than and keep_every are required" % rule.path)
-        try:
-            rules.append(ThinRule(older_than, keep_every))
-        except ValueError as exc:
-            raise ValueError("%s: %s" % (rule.path, exc)) from None
-    return rules
 
 
 class PointState:

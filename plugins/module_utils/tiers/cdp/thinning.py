@@ -8,6 +8,8 @@ import datetime
 from dataclasses import dataclass
 from typing import Collection, Sequence, Tuple
 
+from ...core.jobspec import FieldReader
+
 Point = Tuple[str, datetime.datetime]  # (name, UTC time)
 
 
@@ -69,3 +71,19 @@ def points_to_prune(points: Sequence[Point], now: datetime.datetime, rules: Sequ
     """The names keep_points does not keep, oldest first."""
     kept = keep_points(points, now, rules, max_age, protected)
     return [name for name, _when in sorted(points, key=lambda point: (point[1], point[0])) if name not in kept]
+
+
+def read_thinning_rules(fields: FieldReader) -> list[ThinRule]:
+    """The job options' `thinning` list; ValueError naming the rule's field path."""
+    rules = []
+    for index, item in enumerate(fields.get("thinning", list, [])):
+        rule = FieldReader(item, "%s[%d]" % (fields.name("thinning"), index))
+        older_than, keep_every = rule.duration("older_than"), rule.duration("keep_every")
+        rule.done()
+        if older_than is None or keep_every is None:
+            raise ValueError("%s: older_than and keep_every are required" % rule.path)
+        try:
+            rules.append(ThinRule(older_than, keep_every))
+        except ValueError as exc:
+            raise ValueError("%s: %s" % (rule.path, exc)) from None
+    return rules
