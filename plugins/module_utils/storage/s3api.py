@@ -301,8 +301,8 @@ class S3Client:
         """The error of an answer that is not the expected one, with S3's code (AccessDenied, ...)."""
         detail = error_code(response.body) if response.body else ""
         code = detail.split(":", 1)[0] if detail else ""
-        return S3Error("%s: %s %s refused: HTTP %d %s" % (self.describe(), what, key or "/", response.status,
-                                                           detail or ""), response.status, code)
+        message = "%s: %s %s refused: HTTP %d %s" % (self.describe(), what, key or "/", response.status, detail or "")
+        return S3Error(message, response.status, code)
 
     def _expect(self, what: str, key: str, response: Response, statuses: tuple[int, ...] = (200,)) -> Response:
         if response.status not in statuses:
@@ -359,9 +359,9 @@ class S3Client:
              headers: dict[str, str] | None = None, metadata_directive: str = "COPY") -> Response:
         """Server-side copy (same bucket); the new VersionId is in the headers."""
         source = "/%s/%s" % (self.bucket, _quote(source_key, "/" + UNRESERVED))
-        wanted = dict(headers or {}, **{"x-amz-copy-source": source + ("?versionId=" + source_version
-                                                                      if source_version else ""),
-                                        "x-amz-metadata-directive": metadata_directive})
+        if source_version:
+            source += "?versionId=" + source_version
+        wanted = dict(headers or {}, **{"x-amz-copy-source": source, "x-amz-metadata-directive": metadata_directive})
         if storage_class:
             wanted["x-amz-storage-class"] = storage_class
         response = self._expect("COPY", key, self.request("PUT", key, headers=wanted))

@@ -170,3 +170,16 @@ def write_random(path: Path, size: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as handle:
         handle.write(os.urandom(size))
+
+
+def s3_library_config(path: Path, name: str, state_dir: Path, s3: dict[str, Any], capacity_bytes: int,
+                      slots: int = 12, drives: int = 2, pools: dict | None = None) -> Path:
+    """The configuration file of an S3-backed library (driver s3; `s3` as s3_tape_helpers.s3_settings
+    makes it): cartridges are objects of the bucket, the state (catalog, s3-media.json, staging
+    files) lives in state_dir."""
+    document = {"format": 1, "name": name, "driver": "s3", "state_dir": str(state_dir), "slots": slots,
+                "drives": drives, "media": {"type": "LTO-8", "capacity_bytes": capacity_bytes},
+                "pools": pools or {"daily": {"retention_days": 35, "barcode_prefix": "DA"}},
+                "vault": {"destination": "ironmountain-fra"}, "s3": s3}
+    path.write_text(json.dumps(document))
+    return path

@@ -26,9 +26,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "snapshot"))
 sys.path.insert(0, str(HERE.parent / "databases"))
 sys.path.insert(0, str(HERE.parent / "cdp_btrfs"))  # timer_helpers (the systemd host's mounts and runs)
+sys.path.insert(0, str(HERE.parent / "tape"))  # s3_tape_helpers (Object Lock buckets on the moto server)
 
 import db_helpers  # noqa: E402  pylint: disable=wrong-import-position
+import s3_tape_helpers  # noqa: E402  pylint: disable=wrong-import-position
 from array_helpers import ArrayDataset, Libraries, Sandboxes  # noqa: E402  pylint: disable=wrong-import-position
+from array_helpers import s3_library_config  # noqa: E402  pylint: disable=wrong-import-position
 from db_helpers import (APP_DB, PgCluster, WriteLoads, chown_tree, pg_bindir, pg_env, pg_initdb,  # noqa: E402
                         pg_start, rmtree_quiet, shared_tmpdir)
 from loop_helpers import LoopMount, loop_mount, must  # noqa: E402  pylint: disable=wrong-import-position
@@ -119,6 +122,36 @@ def libraries(array_fs):
     made = Libraries(array_fs.tapes.mountpoint)
     yield made
     made.close()
+
+
+@dataclass
+class S3Library:
+    """An S3-backed library of one test: its configuration file, Object Lock bucket and settings."""
+
+    config: Path
+    bucket: str
+    settings: dict
+    state_dir: Path
+
+
+@pytest.fixture
+def s3_libraries(moto_server, tmp_path):
+    """make(capacity_bytes, pools=..., slots=...) -> an S3Library: a new Object Lock bucket on the
+    session's moto server (s3_tape_helpers.lock_bucket), the library's own keys in a 0600
+    environment file, its state directory under tmp_path. Locked versions stay in moto's memory
+    until the server stops (COMPLIANCE: nobody can delete them before)."""
+    def make(capacity_bytes: int, pools: dict | None = None, slots: int = 12, drives: int = 2) -> S3Library:
+        number = next(_NAMES)
+        name = "s3vtl%02d" % number
+        bucket = s3_tape_helpers.lock_bucket(moto_server, "arr")
+        env = s3_tape_helpers.env_file(tmp_path / ("%s.env" % name), moto_server)
+        settings = s3_tape_helpers.s3_settings(moto_server, bucket, env, prefix=name)
+        state_dir = tmp_path / ("%s-state" % name)
+        config = s3_library_config(tmp_path / ("%s.json" % name), name, state_dir, settings, capacity_bytes,
+                                   slots=slots, drives=drives, pools=pools)
+        return S3Library(config, bucket, settings, state_dir)
+
+    return make
 
 
 @pytest.fixture

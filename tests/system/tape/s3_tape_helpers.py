@@ -26,8 +26,8 @@ def env_file(path: Path, moto_server) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n" % (moto_server.access_key,
-                                                                            moto_server.secret_key))
+        credentials = (moto_server.access_key, moto_server.secret_key)
+        handle.write("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n" % credentials)
     return path
 
 

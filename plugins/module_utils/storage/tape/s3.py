@@ -323,6 +323,7 @@ class _StagedWriter(io.FileIO):
     """The staging file of a cartridge in a drive; hashed while written, uploaded on close."""
 
     def __init__(self, path: str, upload: Callable[[str, int], None]) -> None:
+        self._uploaded = False  # first: the finaliser of a file that failed to open calls close()
         super().__init__(path, "wb")
         self._digest = hashlib.sha256()
         self._size = 0
@@ -335,9 +336,10 @@ class _StagedWriter(io.FileIO):
         return count
 
     def close(self) -> None:
-        if self.closed:
+        if self._uploaded:  # close() runs again from the finaliser
             return
         super().close()
+        self._uploaded = True
         self._upload(self._digest.hexdigest(), self._size)
 
 

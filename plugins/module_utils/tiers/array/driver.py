@@ -102,7 +102,7 @@ class ArrayDriver(TierDriver):
         if not record.consistent and profile.kind != "none":
             run.record.warnings.append("only crash-consistent: %s" % record.reason)
         run.record.details["snapshot"] = {
-            "id": attempt.rp_id, "volumes": {volume: path for volume, path in attempt.created.items()},
+            "id": attempt.rp_id, "volumes": dict(attempt.created),
             "freeze": {"started": record.started, "ended": record.ended, "seconds": record.seconds}}
 
     # -- after the point ------------------------------------------------------------------------
