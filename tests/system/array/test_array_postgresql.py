@@ -95,7 +95,9 @@ def test_a_drill_recalls_the_vaulted_cartridges_and_starts_the_restored_server(
     assert drill["recovery_point"]["id"] == record.snapshot_id
     media = layer(drill, "media")
     assert sorted(media["details"]["recalled"]) == sorted(vaulted)
-    assert "backup_label is the one recorded" in layer(drill, "content")["message"]
+    content = layer(drill, "content")
+    assert "backup_label is the one recorded" in content["message"] and "the very snapshot exported" in content["message"]
+    assert content["details"]["identical_to_snapshot"] == sorted(v.name for v in pg_group.volumes)
     application = layer(drill, "application")
     assert application["status"] == "ok" and "pg_amcheck" in application["message"]
     assert drill["rto"]["seconds"] > 0 and drill["rto"]["met"] is True

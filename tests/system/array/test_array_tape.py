@@ -10,8 +10,13 @@ import os
 from array_helpers import MB, cartridge_file, tree_digest, write_random
 
 from ansible_collections.restorable.backup.plugins.module_utils.runtime.registry import run_drill
+from ansible_collections.restorable.backup.plugins.module_utils.snapshot.btrfs import BtrfsSnapshotProvider
 from ansible_collections.restorable.backup.plugins.module_utils.storage.tape.library import open_library
 from ansible_collections.restorable.backup.plugins.module_utils.tiers.array.restore import restore_point
+
+
+def show(path: str) -> dict:
+    return BtrfsSnapshotProvider().show(path)
 
 
 def layer(record: dict, name: str) -> dict:
@@ -52,6 +57,9 @@ def test_an_incremental_chain_of_four_exports_restores_to_its_third_point(datase
     sandbox = sandboxes.new()
     result = restore_point(open_library(str(library)), ds.name, third, str(sandbox))
     assert result["chain"] == [r.snapshot_id for r in records[:3]]
+    # Each copy carries, as its Received UUID, the UUID of the third snapshot of its volume.
+    assert result["identities"] == {str(v): show(records[2].details["snapshot"]["volumes"][str(v)])["UUID"]
+                                    for v in ds.volumes}
     for index, volume in enumerate(ds.volumes):
         copy = sandbox / volume.name
         assert result["copies"][str(volume)] == str(copy)

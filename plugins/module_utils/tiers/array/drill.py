@@ -65,6 +65,7 @@ class ArrayRestoreDriver(RestoreDriver):
         self.records: dict[str, dict[str, Any]] = {}
         self.chain: list[dict[str, Any]] = []
         self.copies: dict[str, str] = {}
+        self.identities: dict[str, str | None] = {}  # volume: snapshot UUID its copy carries
         self.reads: list[dict[str, Any]] = []
         self.recalled: list[str] = []
         self.chosen: RecoveryPoint | None = None
@@ -124,6 +125,7 @@ class ArrayRestoreDriver(RestoreDriver):
                 self.copies = receiver.restore(self.chain)
             finally:
                 self.reads = receiver.reads
+                self.identities = receiver.identities
             relocate_postgresql(self.copies)
         except CartridgeDamaged as exc:
             raise DrillError("media: cartridge %s is damaged: %s" % (exc.barcode, exc)) from None
@@ -177,14 +179,16 @@ class ArrayRestoreDriver(RestoreDriver):
         elif isinstance(expected, list) and sorted(os.path.basename(str(name)) for name in expected) != names:
             problems.append("volumes %s restored, %s expected" % (", ".join(names), ", ".join(map(str, expected))))
         label = _label_of(manifest)
-        details = {"volumes": names, "backup_label": bool(label)}
+        proven = sorted(os.path.basename(volume) for volume, uuid in self.identities.items() if uuid)
+        details = {"volumes": names, "backup_label": bool(label), "identical_to_snapshot": proven}
         if label is not None and not problems:
             problems += self._label_problems(label)
         if problems:
             return Layer("content", FAILED, "point %s: %s" % (point.id, "; ".join(problems)), details=details)
-        return Layer("content", OK, "point %s: volume(s) %s restored%s" % (
-            point.id, ", ".join(names), ", the backup_label is the one recorded at the snapshot" if label else ""),
-            details=details)
+        return Layer("content", OK, "point %s: volume(s) %s restored%s%s" % (
+            point.id, ", ".join(names),
+            ", each the very snapshot exported (received UUID)" if proven == names else "",
+            ", the backup_label is the one recorded at the snapshot" if label else ""), details=details)
 
     def _label_problems(self, label: str) -> list[str]:
         for copy in self.copies.values():

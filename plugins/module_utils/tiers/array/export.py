@@ -84,7 +84,10 @@ class Exporter:
         for index, volume in enumerate(group.volumes):
             snapshot = self.snapshotter.destination(volume, plan.point)
             parent = self.snapshotter.destination(volume, plan.base) if plan.base else None
-            streams.append(self.send(snapshot, parent, stream_meta(group.name, plan, volume, index)))
+            meta = stream_meta(group.name, plan, volume, index)
+            # btrfs receive stamps this UUID on what it rebuilds: a restore proves it got this very snapshot.
+            meta["uuid"] = self.btrfs.show(snapshot).get("UUID")
+            streams.append(self.send(snapshot, parent, meta))
         self.library.commit_point({
             "group": group.name, "point": plan.point, "time": manifest.get("time"), "kind": plan.kind,
             "chain": plan.chain, "position": plan.position, "base": plan.base, "pool": self.pool,

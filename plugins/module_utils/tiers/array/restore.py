@@ -22,7 +22,7 @@ from typing import Any, NoReturn, Sequence
 
 from ...common.process import base_env, wait_or_kill
 from ...drill.engine import check_sandbox
-from ...snapshot.btrfs import BtrfsSnapshotProvider
+from ...snapshot.btrfs import BtrfsSnapshotProvider, received_uuid
 from ...snapshot.provider import SnapshotError
 from ..cdp.points import is_subvolume, require_btrfs
 
@@ -89,6 +89,7 @@ class ChainReceiver:
         self.btrfs = btrfs or BtrfsSnapshotProvider()
         self.work = os.path.join(self.sandbox, RECEIVE_DIR)
         self.reads: list[dict[str, Any]] = []
+        self.identities: dict[str, str | None] = {}  # volume: the snapshot UUID its copy proved to be
 
     def restore(self, chain: Sequence[dict[str, Any]]) -> dict[str, str]:
         """Every point of the chain received in order; {volume: writable copy} of the last one."""
@@ -105,10 +106,12 @@ class ChainReceiver:
             for record in chain:
                 for index, stream_id in enumerate(streams_by_volume(record, len(volumes))):
                     self.receive(stream_id, os.path.join(self.work, str(index)))
+            streams = streams_by_volume(final, len(volumes))
             for index, volume in enumerate(volumes):
                 received = os.path.join(self.work, str(index), final["point"])
                 if not is_subvolume(received):
                     raise RestoreError("btrfs receive left no subvolume %s" % received)
+                self.identities[volume] = self.check_identity(received, streams[index])
                 self.btrfs.run(self.btrfs.create_argv(received, copies[volume]),
                                "writable copy of the received %s" % received)
         except BaseException:
@@ -117,6 +120,16 @@ class ChainReceiver:
             raise
         self.discard()
         return copies
+
+    def check_identity(self, received: str, stream_id: str) -> str | None:
+        """The UUID of the snapshot the export sent, which the received subvolume must carry as its
+        Received UUID (None for streams written before it was recorded)."""
+        expected = self.library.catalog.stream(stream_id).get("uuid")
+        got = received_uuid(self.btrfs.show(received))
+        if expected and got != expected:
+            raise RestoreError("the chain rebuilt %s as subvolume %s, not the snapshot %s that was exported" % (
+                os.path.basename(received), got, expected))
+        return expected
 
     def receive(self, stream_id: str, directory: str) -> None:
         """One stream from the library into `btrfs receive` in directory."""
@@ -197,7 +210,8 @@ def restore_point(library: Any, group: str, point: str, sandbox: str, recall: bo
         cartridges += [barcode for barcode in read.get("cartridges") or [] if barcode not in cartridges]
     return {"group": group, "point": point, "chain": [record["point"] for record in chain], "copies": copies,
             "recalled": recalled, "cartridges": cartridges, "bytes": sum(int(r.get("bytes") or 0) for r in receiver.reads),
-            "streams": receiver.reads, "relocated": relocated, "manifest": chain[-1].get("manifest")}
+            "streams": receiver.reads, "relocated": relocated, "manifest": chain[-1].get("manifest"),
+            "identities": receiver.identities}
 
 
 # -- PostgreSQL links to other volumes of the group ---------------------------------------------
