@@ -420,9 +420,11 @@ class TapeLibrary:
                 member = json_member(point_name(group, point), stored, moment.timestamp())
                 out.write(member)
                 cart["used_bytes"] += len(member)
+            # Durable first (the directory store fsynced on close; an S3 cartridge uploads as it leaves
+            # the drive), counted second: the catalog never names a point its cartridges do not hold.
+            self._unload_all()
             self.catalog.points.setdefault(group, {})[point] = stored
             self._written(cart, pool, iso(moment))
-            self._unload_all()
 
     def _point_cartridge(self, last: str | None, pool: PoolConfig, size: int) -> str:
         """The last cartridge the point's streams used, if it still takes the point member."""

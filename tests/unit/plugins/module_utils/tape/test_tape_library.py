@@ -285,3 +285,22 @@ def test_check_mode_changes_nothing(tmp_path, clock):
     library = open_library(str(tmp_path / "c.json"), now=clock)
     assert library.ensure(check_mode=True) and not (tmp_path / "v").exists()
     assert library.ensure() and library.ensure() == []
+
+
+class _UploadFails(io.BytesIO):
+    """A writer of a store that makes its data durable when the cartridge leaves the drive, and fails to."""
+
+    def close(self) -> None:
+        raise OSError("the upload was refused")
+
+
+def test_a_point_whose_cartridge_could_not_be_made_durable_is_not_in_the_catalog(make_library, monkeypatch):
+    library = make_library()
+    monkeypatch.setattr(library.store, "appendable", False)  # durable only when unloaded, as S3 is
+    monkeypatch.setattr(library.store, "open_append", lambda barcode: _UploadFails())
+    meta = {"group": "g", "point": "p1", "volume": "/srv/v", "volume_index": 0, "kind": "full", "base": None,
+            "chain": "c", "position": 1}
+    stream = library.write_stream("daily", meta, io.BytesIO(b"x" * 1000))
+    with pytest.raises(OSError, match="refused"):
+        library.commit_point({"group": "g", "point": "p1", "streams": [stream["id"]], "pool": "daily"})
+    assert library.points("g") == []
