@@ -206,7 +206,11 @@ class TapeLibrary:
         cart = self.catalog.cartridge(barcode)
         writer = self._writers.pop(barcode, None)
         if writer is not None:
-            writer.close()
+            try:
+                writer.close()
+            except BaseException:
+                self._forget_uncommitted(barcode)
+                raise
         if cart["location"]["kind"] == "drive":
             if not cart.get("slot"):
                 cart["slot"] = self._free_slot("cartridge %s leaves a drive" % barcode)
@@ -217,6 +221,16 @@ class TapeLibrary:
                 self._close(cart)  # an uploaded object takes no more data
         if barcode in self._mounted:
             self._mounted.remove(barcode)
+        self.catalog.save()
+
+    def _forget_uncommitted(self, barcode: str) -> None:
+        """The streams on a cartridge whose data could not be made durable (an upload or fsync that
+        failed) leave the catalog unless a committed point holds them: a retry writes them again."""
+        committed = {stream_id for points in self.catalog.points.values() for record in points.values()
+                     for stream_id in record.get("streams") or []}
+        for stream in self.catalog.streams_on(barcode):
+            if stream["id"] not in committed:
+                del self.catalog.streams[stream["id"]]
         self.catalog.save()
 
     def _unload_all(self) -> None:

@@ -304,3 +304,4 @@ def test_a_point_whose_cartridge_could_not_be_made_durable_is_not_in_the_catalog
     with pytest.raises(OSError, match="refused"):
         library.commit_point({"group": "g", "point": "p1", "streams": [stream["id"]], "pool": "daily"})
     assert library.points("g") == []
+    assert stream["id"] not in library.catalog.streams  # the retry writes it again, it is not on the media
