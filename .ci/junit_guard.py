@@ -29,6 +29,8 @@ GUARDED = {
     "tests.system.apply.test_replica_access": "btrfs on loop devices (root)",
     "tests.system.cdp_btrfs": "the CDP tier on btrfs filesystems on loop devices, a replica sshd (root)",
     "tests.system.cdp_pg": "the CDP tier on a real PostgreSQL 15, moto S3 and an sshd (root)",
+    "tests.system.tape": "tape libraries: btrfs on loop devices, moto S3 with Object Lock (root)",
+    "tests.system.apply.test_tape_modules": "a directory tape library through ansible-playbook (root)",
     "tests.system.array": "array tier: btrfs and XFS on loop devices, PostgreSQL 15, the systemd-nspawn host (root)",
 }
 # The systemd_host fixture's skip messages start with this, in whichever file a test uses it.
