@@ -150,3 +150,19 @@ def test_thinning_keeps_the_incremental_base_and_every_point_due_for_export(data
     assert stuck.points() == [record.snapshot_id for record in failed]  # every one still due: none deleted
     assert failed[-1].details["thinning"]["protected"] == stuck.points()
     assert failed[-1].details["pending_export"] == stuck.points()
+
+
+def test_a_snapshot_failing_inside_the_window_releases_the_application_and_leaves_no_point(dataset, tmp_path):
+    """The second volume vanishes while the application is held: the release (post) still runs, the
+    first volume's snapshot of the attempt is removed, and the run fails saying why."""
+    ds = dataset("keep", "gone")
+    log = tmp_path / "hooks.log"
+    pre = "echo pre >> %s; btrfs subvolume delete %s >/dev/null" % (log, ds.volumes[1])
+    consistency = {"type": "custom", "pre": [{"argv": ["sh", "-c", pre], "timeout": "30s"}],
+                   "post": [{"argv": ["sh", "-c", "echo post >> %s" % log], "timeout": "30s"}]}
+    record = ds.run(ds.config(consistency=consistency))
+    assert record.result == "failed" and str(ds.volumes[1]) in record.reason
+    assert log.read_text().split() == ["pre", "post"]
+    assert ds.points() == []
+    snapshots = ds.volumes[0].parent / ".restorable-snapshots" / ds.volumes[0].name
+    assert not snapshots.exists() or os.listdir(snapshots) == []
