@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.restorable.backup.plugins.plugin_utils.drill_plan import planner_from_hostvars
 from ansible_collections.restorable.backup.plugins.plugin_utils.inventory_policy import plain
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.compliance import ComplianceScorer
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.plan import plan_lines
@@ -25,5 +26,8 @@ class ActionModule(ActionBase):
         policy = {k: plain(self._templar.template(v)) for k, v in task_vars.items() if k.startswith(VARIABLE_PREFIX)}
         host = task_vars["inventory_hostname"]
         scores = {s.dataset: s.as_dict() for s in ComplianceScorer(host, policy, TIERS).scores()}
-        result.update(changed=False, plan=plan_lines(policy, scores, host, TIERS))
+        # The site's start slot depends on the hosts of the site across the inventory, read once per play.
+        site = policy.get("restorable_site")
+        site_hosts = planner_from_hostvars(task_vars["hostvars"]).fleet.sites().get(site) if site and "hostvars" in task_vars else None
+        result.update(changed=False, plan=plan_lines(policy, scores, host, TIERS, site_hosts))
         return result

@@ -38,8 +38,8 @@ class ActionModule(ActionBase):
             display.display(line, stderr=True)
         for host, scores in sorted(report.compliance.items()):
             for dataset, score in sorted(scores.items()):
-                missing = " (missing: %s)" % "; ".join(score["missing"]) if score["missing"] else ""
-                display.display("%s: 3-2-1-1-0 %s: %s%s" % (host, dataset, score["score"], missing))
+                gaps = ": %s" % "; ".join(score["gaps"]) if score["gaps"] else ""
+                display.display("%s: 3-2-1-1-0 %s: %s%s" % (host, dataset, score["score"], gaps))
         result.update(
             changed=False,
             hosts_checked=report.hosts_checked,

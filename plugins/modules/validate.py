@@ -62,8 +62,9 @@ warnings:
   type: list
   elements: str
 compliance:
-  description: 3-2-1-1-0 score per host and dataset, with the rules met and missing.
+  description: >-
+    3-2-1-1-0 score per host and dataset, with the rules met and missing, and in C(gaps) each missing rule in plain words.
   returned: unless rule_3_2_1_1_0 is ignore
   type: dict
-  sample: {"web01": {"www": {"score": "4/5", "met": ["3 copies"], "missing": ["1 off-site"]}}}
+  sample: {"web01": {"www": {"score": "4/5", "met": ["3 copies"], "missing": ["1 off-site"], "gaps": ["no copy is off-site"]}}}
 """

@@ -11,8 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Iterator
 
+from ansible_collections.restorable.backup.plugins.module_utils.common.durations import parse_duration
 from ansible_collections.restorable.backup.plugins.module_utils.core.layout import HostLayout
+from ansible_collections.restorable.backup.plugins.plugin_utils.evidence_plan import EvidencePlan
 from ansible_collections.restorable.backup.plugins.plugin_utils.inventory_policy import plain
+from ansible_collections.restorable.backup.plugins.plugin_utils.policy.compliance import DEFAULT_DRILL_MAX_AGE
 from ansible_collections.restorable.backup.plugins.plugin_utils.policy.validator import VARIABLE_PREFIX
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers import TIERS, Tiers
 from ansible_collections.restorable.backup.plugins.plugin_utils.tiers.agent_drills import drill_host
@@ -93,12 +96,20 @@ class DrillPlanner:
                                  % (owners[entry["name"]], source, on, entry["name"]))
             job = jobs.setdefault(entry["name"], {
                 "name": entry["name"], "calendar": entry["calendar"],
-                "config": {"format": 1, "name": entry["name"], "evidence_dir": HostLayout(root).evidence_dir, "datasets": []}})
+                "config": {"format": 1, "name": entry["name"], "evidence_dir": HostLayout(root).evidence_dir, "datasets": [],
+                           # node_exporter's textfile of the drill (drill/metrics.py) and the age its last pass may reach
+                           "metrics_dir": HostLayout(root).metrics_dir, "max_age_seconds": self._max_age(source)}})
             job["config"]["datasets"].append(dict(entry["params"], status_file=entry["status_file"],
                                                   repository=_without_values(entry["repository"])))
-        return {"drills": len(entries), "jobs": [jobs[name] for name in sorted(jobs)],
-                "secrets": [{"path": path, "content": content} for path, content in sorted(secrets.items())],
-                "evidence_dir": HostLayout(root).evidence_dir}
+        return EvidencePlan(on, self.fleet.policies[on], root).add_to_drills({
+            "drills": len(entries), "jobs": [jobs[name] for name in sorted(jobs)],
+            "secrets": [{"path": path, "content": content} for path, content in sorted(secrets.items())],
+            "evidence_dir": HostLayout(root).evidence_dir})
+
+    def _max_age(self, source: str) -> int:
+        """The source's drill_max_age (restorable_compliance), as the 0 rule of 3-2-1-1-0 counts it."""
+        compliance = self.fleet.policies[source].get("restorable_compliance") or {}
+        return parse_duration(compliance.get("drill_max_age", DEFAULT_DRILL_MAX_AGE))
 
 
 def _public(entry: dict[str, Any]) -> dict[str, Any]:

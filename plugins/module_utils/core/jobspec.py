@@ -14,6 +14,7 @@ from typing import Any
 
 from ..common.durations import parse_duration
 from ..common.hooks import DEFAULT_HOOK_TIMEOUT, HookCommand
+from ..evidence.shipper import EvidenceConfig
 from .gate import TimeWindow
 from .layout import DEFAULT_STATUS_DIR, DatasetFiles, HostLayout, metrics_file
 
@@ -90,6 +91,10 @@ class JobConfig:
     consistency: dict[str, Any] | None = None
     # The tier's own settings (the host tier's VM selection, mode, hypervisor): its driver checks them.
     options: dict[str, Any] = field(default_factory=dict)
+    # Where each run's status is chained and shipped to (restorable_evidence in the policy).
+    evidence: EvidenceConfig | None = None
+    # The dataset's RPO: every run records it, so the metrics carry the target an alert compares ages with.
+    rpo_seconds: int | None = None
     source: str | None = None  # the file it was loaded from, for messages
 
     @property
@@ -188,6 +193,10 @@ class JobConfig:
             doc["consistency"] = dict(self.consistency)
         if self.options:
             doc["options"] = dict(self.options)
+        if self.rpo_seconds is not None:
+            doc["rpo"] = self.rpo_seconds
+        if self.evidence is not None:
+            doc["evidence"] = self.evidence.to_dict()
         return doc
 
 
@@ -318,6 +327,9 @@ def _parse(data: Any, source: str | None) -> JobConfig:
     restic.done()
 
     config.history = top.get("history", int, DEFAULT_HISTORY)
+    config.rpo_seconds = top.duration("rpo")
+    evidence = top.get("evidence", dict)
+    config.evidence = EvidenceConfig.from_dict(evidence) if evidence is not None else None
     top.done()
     return config
 

@@ -61,6 +61,11 @@ class HostLayout:
         return self.below(DEFAULT_STATUS_DIR + "/drills")
 
     @property
+    def evidence_ledger(self) -> str:
+        """The host's hash-chained ledger of runs and scheduled drills (see evidence/ledger.py)."""
+        return self.below(DEFAULT_STATUS_DIR + "/evidence/ledger.jsonl")
+
+    @property
     def install_dir(self) -> str:
         return self.below(DEFAULT_INSTALL_DIR)
 

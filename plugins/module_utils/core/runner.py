@@ -21,6 +21,7 @@ from ..common.locks import FileLock, LockBusy
 from ..common.process import Redactor, SecretFileError, ionice_prefix, read_secret_file
 from ..consistency import custom, fsfreeze, mariadb, postgresql, sqlite
 from ..consistency.base import ConsistencyProfile, QuiesceFailed, profile_from_config, streaming_profile_from_config
+from ..evidence.shipper import record_evidence
 from ..storage.repository import RepositoryError
 from .driver import RunContext, RunFailed, RunRecord, TierDriver, iso
 from .gate import GateDecision, LoadGate, wait_for_gate
@@ -237,6 +238,19 @@ class Runner:
             # The run itself is over; say loudly that its record is missing.
             record.warnings.append("status or metrics could not be written: %s" % exc)
             log.error("status or metrics could not be written: %s", exc)
+            return
+        self._evidence(status, record)
+
+    def _evidence(self, status: dict[str, Any], record: RunRecord) -> None:
+        """Chain the status into the evidence ledger and ship it; a problem is a warning only."""
+        evidence = self.config.evidence
+        if evidence is None:
+            return
+        job = dict({"tier": self.driver.tier, "dataset": self.config.dataset, "target": None}, **evidence.job)
+        outcome = record_evidence(evidence, evidence.host or self.config.host, "run", dict(status, job=job))
+        if outcome and outcome["problem"]:
+            record.warnings.append(self.redact(outcome["problem"]))
+            log.warning("%s", record.warnings[-1])
 
 
 def nth_backup(previous: dict[str, Any], counter: str, every: int) -> bool:

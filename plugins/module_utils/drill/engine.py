@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 from ..common.durations import parse_duration
 from ..common.process import base_env, run_command
+from ..common.report_html import human_duration
 from ..core.driver import iso
 
 OK = "ok"
@@ -153,14 +154,8 @@ def parse_time(text: str) -> datetime.datetime:
 
 
 def hours(seconds: float) -> str:
-    """A duration for humans: 90 s, 12.5 min, 3.2 h, 2.1 d."""
-    if seconds < 120:
-        return "%.1fs" % seconds
-    if seconds < 7200:
-        return "%.1fmin" % (seconds / 60)
-    if seconds < 172800:
-        return "%.1fh" % (seconds / 3600)
-    return "%.1fd" % (seconds / 86400)
+    """A duration for humans, as the reports write it: 0.5 s, 1 min 30 s, 3 h 10 min, 2 d 4 h."""
+    return human_duration(seconds)
 
 
 def choose_point(points: Sequence[RecoveryPoint], choice: dict[str, Any],

@@ -16,7 +16,8 @@ import xml.etree.ElementTree as ET
 from typing import Any, Iterable, Sequence
 
 from ..common.fileio import atomic_write
-from .engine import hours
+from ..common.report_html import (badge, human_bytes, human_count, human_duration, human_rate, page,
+                                  short_time, time_chart)
 
 LEDGER = "ledger.jsonl"
 JUNIT = "junit.xml"
@@ -74,11 +75,11 @@ def failed_layers(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _seconds(value: Any) -> str:
-    return "-" if value is None else hours(float(value))
+    return human_duration(None if value is None else float(value))
 
 
 def measure(record: dict[str, Any], name: str) -> str:
-    """'4.2s / 15.0min ok' for the rto or rpo of a record."""
+    """'0.5 s / 15 min ok' for the rto or rpo of a record."""
     part = record.get(name) or {}
     verdict = {True: "ok", False: "EXCEEDED", None: ""}[part.get("met")]
     text = "%s / %s" % (_seconds(part.get("seconds")), _seconds(part.get("target_seconds")))
@@ -115,48 +116,10 @@ def junit_xml(records: Sequence[dict[str, Any]]) -> str:
 
 # -- trends (inline SVG) -------------------------------------------------------------------------
 
-def trend_svg(title: str, points: Sequence[tuple[str, float | None]], target: float | None,
-              width: int = 420, height: int = 140) -> str:
-    """A small line plot of values over runs, with the target as a dashed line."""
-    values = [v for _when, v in points if v is not None]
-    pad_left, pad, inner_w, inner_h = 56, 18, width - 56 - 10, height - 2 * 18 - 12
-    top = max(values + ([target] if target else []) + [1e-9]) * 1.1
-    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img">' % (
-        width, height, width, height),
-        '<title>%s</title>' % html.escape(title),
-        '<text x="4" y="12" font-size="11" font-family="sans-serif">%s</text>' % html.escape(title),
-        '<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>' % (pad_left, pad + inner_h, pad_left + inner_w, pad + inner_h),
-        '<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>' % (pad_left, pad, pad_left, pad + inner_h),
-        '<text x="2" y="%d" font-size="10" font-family="sans-serif">%s</text>' % (pad + 8, _seconds(top)),
-        '<text x="2" y="%d" font-size="10" font-family="sans-serif">0</text>' % (pad + inner_h)]
-
-    def x_of(index: int) -> float:
-        return pad_left + (inner_w * index / max(1, len(points) - 1) if len(points) > 1 else inner_w / 2)
-
-    def y_of(value: float) -> float:
-        return pad + inner_h - inner_h * value / top
-
-    if target:
-        parts.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#c0392b" stroke-dasharray="4 3"/>' % (
-            pad_left, y_of(target), pad_left + inner_w, y_of(target)))
-        parts.append('<text x="%d" y="%.1f" font-size="10" fill="#c0392b" font-family="sans-serif">target %s</text>' % (
-            pad_left + inner_w - 80, y_of(target) - 3, _seconds(target)))
-    line = ["%.1f,%.1f" % (x_of(i), y_of(v)) for i, (_when, v) in enumerate(points) if v is not None]
-    if len(line) > 1:
-        parts.append('<polyline fill="none" stroke="#2c7fb8" stroke-width="1.5" points="%s"/>' % " ".join(line))
-    for index, (when, value) in enumerate(points):
-        if value is None:
-            continue
-        colour = "#c0392b" if target and value > target else "#2c7fb8"
-        parts.append('<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"><title>%s %s</title></circle>' % (
-            x_of(index), y_of(value), colour, html.escape(when or ""), _seconds(value)))
-    if points:
-        parts.append('<text x="%d" y="%d" font-size="10" font-family="sans-serif">%s</text>' % (
-            pad_left, height - 2, html.escape((points[0][0] or "")[:10])))
-        parts.append('<text x="%d" y="%d" font-size="10" font-family="sans-serif" text-anchor="end">%s</text>' % (
-            pad_left + inner_w, height - 2, html.escape((points[-1][0] or "")[:10])))
-    parts.append("</svg>")
-    return "".join(parts)
+def trend_svg(title: str, points: Sequence[tuple[str | None, float | None]], target: float | None,
+              kind: str = "seconds", width: int = 380, height: int = 150) -> str:
+    """A small chart of values over the runs' start times, scaled to the values, with the target."""
+    return time_chart(title, points, kind, target, width, height)
 
 
 def _groups(records: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
@@ -172,72 +135,74 @@ def _groups(records: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]]
 
 # -- HTML --------------------------------------------------------------------------------------
 
-_CSS = ("body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}"
-        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px}th{background:#f3f3f3}"
-        ".passed,.ok{color:#1e8449}.failed{color:#c0392b;font-weight:bold}.skipped{color:#888}"
-        "section{margin-bottom:2em}")
-
-
 def html_report(records: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]], generated: str) -> str:
     esc = html.escape
     failed = sum(1 for r in records if r.get("result") == "failed")
-    out = ["<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Restore drills</title>",
-           "<style>%s</style></head><body>" % _CSS,
-           "<h1>Restore drills</h1><p>Generated %s: %d dataset drill(s), %d failed.</p>" % (
-               esc(generated), len(records), failed),
+    out = ["<h1>Restore drills</h1><p>Generated %s: %d dataset drill(s), %s.</p>" % (
+               esc(short_time(generated)), len(records), '<span class="bad">%d failed</span>' % failed if failed else "none failed"),
            "<table><tr><th>drill</th><th>dataset</th><th>host</th><th>drill host</th><th>result</th>"
-           "<th>RTO / target</th><th>RPO / target</th><th>point</th><th>bytes</th></tr>"]
+           "<th>RTO / target</th><th>RPO / target</th><th>point</th><th>restored</th></tr>"]
     for record in records:
-        out.append("<tr><td>%s</td><td><a href=\"#%s\">%s</a></td><td>%s</td><td>%s</td><td class=\"%s\">%s</td>"
-                   "<td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
+        out.append("<tr><td>%s</td><td><a href=\"#%s\">%s</a></td><td>%s</td><td>%s</td><td>%s</td>"
+                   "<td class=\"num\">%s</td><td class=\"num\">%s</td><td>%s</td><td class=\"num\">%s</td></tr>" % (
                        esc(record.get("drill") or ""), esc(_anchor(record)), esc(record.get("dataset") or ""),
-                       esc(record.get("source_host") or ""), esc(record.get("drill_host") or ""),
-                       esc(record.get("result") or ""), esc(record.get("result") or ""),
+                       esc(record.get("source_host") or ""), esc(record.get("drill_host") or ""), badge(record.get("result")),
                        esc(measure(record, "rto")), esc(measure(record, "rpo")),
-                       esc(((record.get("recovery_point") or {}).get("short_id")) or "-"), record.get("bytes") or 0))
+                       esc(((record.get("recovery_point") or {}).get("short_id")) or "-"), esc(_restored(record))))
     out.append("</table>")
     for record, runs in _groups(records, history):
         out.append("<section id=\"%s\"><h2>%s on %s (drill %s)</h2>" % (
             esc(_anchor(record)), esc(record.get("dataset") or ""), esc(record.get("source_host") or ""),
             esc(record.get("drill") or "")))
         out.append("<p>Run %s, %s to %s, restored on %s into %s. %s</p>" % (
-            esc(record.get("run_id") or "-"), esc(record.get("started") or ""), esc(record.get("finished") or ""),
+            esc(record.get("run_id") or "-"), esc(short_time(record.get("started"))), esc(short_time(record.get("finished"))),
             esc(record.get("drill_host") or ""), esc(record.get("sandbox") or ""), esc(record.get("reason") or "")))
-        out.append("<table><tr><th>layer</th><th>status</th><th>seconds</th><th>message</th></tr>")
+        out.append("<table><tr><th>layer</th><th>status</th><th>time</th><th>message</th></tr>")
         for layer in record.get("layers") or []:
-            out.append("<tr><td>%s</td><td class=\"%s\">%s</td><td>%.2f</td><td>%s</td></tr>" % (
-                esc(layer.get("name") or ""), esc(layer.get("status") or ""), esc(layer.get("status") or ""),
-                float(layer.get("seconds") or 0), esc(layer.get("message") or "")))
+            out.append("<tr><td>%s</td><td>%s</td><td class=\"num\">%s</td><td>%s</td></tr>" % (
+                esc(layer.get("name") or ""), badge(layer.get("status")),
+                esc(human_duration(float(layer.get("seconds") or 0))), esc(layer.get("message") or "")))
         out.append("</table>")
-        rto = [(r.get("started"), (r.get("rto") or {}).get("seconds")) for r in runs]
-        rpo = [(r.get("started"), (r.get("rpo") or {}).get("seconds")) for r in runs]
-        out.append("<div>%s %s</div>" % (
-            trend_svg("RTO (restore time), last %d runs" % len(runs), rto, (record.get("rto") or {}).get("target_seconds")),
-            trend_svg("RPO (age of newest point), last %d runs" % len(runs), rpo,
-                      (record.get("rpo") or {}).get("target_seconds"))))
+        out.append('<div class="charts">%s</div>' % "".join(_trends(record, runs)))
         out.append("<table><tr><th>started</th><th>result</th><th>RTO / target</th><th>RPO / target</th>"
-                   "<th>point</th><th>bytes</th><th>throughput</th><th>failed layers</th></tr>")
+                   "<th>point</th><th>restored</th><th>throughput</th><th>failed layers</th></tr>")
         for run in reversed(runs):
-            out.append("<tr><td>%s</td><td class=\"%s\">%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
-                       "<td>%s</td><td>%s</td></tr>" % (
-                           esc(run.get("started") or ""), esc(run.get("result") or ""), esc(run.get("result") or ""),
+            out.append("<tr><td>%s</td><td>%s</td><td class=\"num\">%s</td><td class=\"num\">%s</td><td>%s</td>"
+                       "<td class=\"num\">%s</td><td class=\"num\">%s</td><td>%s</td></tr>" % (
+                           esc(short_time(run.get("started"))), badge(run.get("result")),
                            esc(measure(run, "rto")), esc(measure(run, "rpo")),
-                           esc(((run.get("recovery_point") or {}).get("short_id")) or "-"), run.get("bytes") or 0,
-                           _throughput(run), esc(", ".join(l.get("name") or "" for l in failed_layers(run)) or "-")))
+                           esc(((run.get("recovery_point") or {}).get("short_id")) or "-"), esc(_restored(run)),
+                           esc(_throughput(run)), esc(", ".join(layer.get("name") or "" for layer in failed_layers(run)) or "-")))
         out.append("</table></section>")
-    out.append("</body></html>")
-    return "\n".join(out)
+    return page("Restore drills %s" % short_time(generated), out)
+
+
+def _trends(record: dict[str, Any], runs: Sequence[dict[str, Any]]) -> list[str]:
+    """RTO, RPO and restored size over the runs, each on the runs' start times."""
+    def series(name: str) -> list[tuple[str | None, float | None]]:
+        return [(r.get("started"), (r.get(name) or {}).get("seconds")) for r in runs]
+
+    return [trend_svg("RTO (restore time), last %d runs" % len(runs), series("rto"), (record.get("rto") or {}).get("target_seconds")),
+            trend_svg("RPO (age of newest point), last %d runs" % len(runs), series("rpo"),
+                      (record.get("rpo") or {}).get("target_seconds")),
+            trend_svg("Restored size, last %d runs" % len(runs), [(r.get("started"), r.get("bytes")) for r in runs], None, "bytes")]
 
 
 def _anchor(record: dict[str, Any]) -> str:
     return "%s-%s-%s" % key(record)
 
 
+def _restored(record: dict[str, Any]) -> str:
+    """'1.2 MiB in 12 files'; '-' when the drill restored nothing."""
+    if not record.get("bytes") and not record.get("files"):
+        return "-"
+    files = record.get("files")
+    return human_bytes(record.get("bytes") or 0) + (" in %s" % human_count(int(files), "file") if files else "")
+
+
 def _throughput(record: dict[str, Any]) -> str:
     value = record.get("throughput_bytes_per_second")
-    if not value:
-        return "-"
-    return "%.1f MiB/s" % (float(value) / 1048576)
+    return human_rate(float(value)) if value else "-"
 
 
 # -- Markdown ------------------------------------------------------------------------------------
@@ -248,24 +213,39 @@ def _cell(text: Any) -> str:
 
 def markdown_report(records: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]], generated: str) -> str:
     failed = sum(1 for r in records if r.get("result") == "failed")
-    lines = ["# Restore drills", "", "Generated %s: %d dataset drill(s), %d failed." % (generated, len(records), failed), "",
-             "| drill | dataset | host | drill host | result | RTO / target | RPO / target | point |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["# Restore drills", "", "Generated %s: %d dataset drill(s), %d failed." % (short_time(generated), len(records), failed), "",
+             "| drill | dataset | host | drill host | result | RTO / target | RPO / target | point | restored |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for record in records:
         lines.append("| %s |" % " | ".join(_cell(v) for v in (
             record.get("drill"), record.get("dataset"), record.get("source_host"), record.get("drill_host"),
             record.get("result"), measure(record, "rto"), measure(record, "rpo"),
-            (record.get("recovery_point") or {}).get("short_id") or "-")))
+            (record.get("recovery_point") or {}).get("short_id") or "-", _restored(record))))
     for record, runs in _groups(records, history):
         lines += ["", "## %s on %s (drill %s)" % (record.get("dataset"), record.get("source_host"), record.get("drill")), "",
-                  "| layer | status | message |", "|---|---|---|"]
+                  "| layer | status | time | message |", "|---|---|---|---|"]
         for layer in record.get("layers") or []:
-            lines.append("| %s | %s | %s |" % (_cell(layer.get("name")), _cell(layer.get("status")), _cell(layer.get("message"))))
-        lines += ["", "| started | result | RTO / target | RPO / target |", "|---|---|---|---|"]
+            lines.append("| %s | %s | %s | %s |" % (_cell(layer.get("name")), _cell(layer.get("status")),
+                                                    _cell(human_duration(float(layer.get("seconds") or 0))), _cell(layer.get("message"))))
+        lines += ["", _range_line(record, runs), "",
+                  "| started | result | RTO / target | RPO / target | restored | throughput |", "|---|---|---|---|---|---|"]
         for run in reversed(runs):
-            lines.append("| %s | %s | %s | %s |" % (
-                _cell(run.get("started")), _cell(run.get("result")), _cell(measure(run, "rto")), _cell(measure(run, "rpo"))))
+            lines.append("| %s |" % " | ".join(_cell(v) for v in (
+                short_time(run.get("started")), run.get("result"), measure(run, "rto"), measure(run, "rpo"),
+                _restored(run), _throughput(run))))
     return "\n".join(lines) + "\n"
+
+
+def _range_line(record: dict[str, Any], runs: Sequence[dict[str, Any]]) -> str:
+    """The trend in words, where no chart can be drawn: 'RTO over the last 7 runs: 0.42 s to 0.61 s (target 15 min); ...'."""
+    parts = []
+    for name in ("rto", "rpo"):
+        values = [float(v) for v in ((r.get(name) or {}).get("seconds") for r in runs) if v is not None]
+        if values:
+            target = (record.get(name) or {}).get("target_seconds")
+            note = " (target %s)" % human_duration(target) if target else ""
+            parts.append("%s %s to %s%s" % (name.upper(), human_duration(min(values)), human_duration(max(values)), note))
+    return "Over the last %s: %s." % (human_count(len(runs), "run"), "; ".join(parts) or "nothing measured")
 
 
 def summary_lines(records: Sequence[dict[str, Any]]) -> list[str]:

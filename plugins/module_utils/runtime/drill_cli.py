@@ -17,7 +17,9 @@ from ..common.fileio import read_json
 from ..common.locks import FileLock, LockBusy
 from ..common.process import SecretFileError, check_private_file
 from ..drill.engine import DrillError
-from ..drill.report import failed_record, summary_lines, write_evidence
+from ..drill.metrics import DEFAULT_MAX_AGE_SECONDS, write_drill_metrics
+from ..drill.report import failed_record, read_ledger, summary_lines, write_evidence
+from ..evidence.shipper import EvidenceConfig, record_evidence
 from .registry import run_drill
 
 CONFIG_FORMAT = 1
@@ -41,6 +43,11 @@ def load_drill_config(path: str) -> dict[str, Any]:
     missing = [k for k in ("name", "evidence_dir", "datasets") if not document.get(k)]
     if missing:
         raise DrillConfigError("%s lacks %s" % (path, ", ".join(missing)))
+    if document.get("evidence") is not None:
+        try:
+            document["evidence"] = EvidenceConfig.from_dict(document["evidence"])
+        except ValueError as exc:
+            raise DrillConfigError("%s: %s" % (path, exc)) from None
     return document
 
 
@@ -69,6 +76,8 @@ def run_drill_config(path: str, quiet: bool = False) -> int:
         with FileLock(os.path.join(config["evidence_dir"], config["name"] + ".lock")):
             records = [drill_dataset(params) for params in config["datasets"]]
             written = write_evidence(config["evidence_dir"], records)
+            _ship(config.get("evidence"), records)
+            _write_metrics(path, config, records, written["ledger"])
     except LockBusy as exc:
         return _fail("drill %s is already running (%s)" % (config["name"], exc), EXIT_LOCKED)
     if not quiet:
@@ -77,6 +86,31 @@ def run_drill_config(path: str, quiet: bool = False) -> int:
         return _fail("%d of %d dataset drill(s) of %s failed:\n%s" % (
             written["failed_drills"], written["records"], config["name"], "\n".join(summary_lines(records)[2:])), EXIT_FAILED)
     return 0
+
+
+def _ship(evidence: EvidenceConfig | None, records: list[dict[str, Any]]) -> None:
+    """Chain the drill records into the host's evidence ledger too, and ship them (never fatal)."""
+    if evidence is None:
+        return
+    host = evidence.host or records[0].get("drill_host") or ""
+    outcome = record_evidence(evidence, host, "drill", *records)
+    if outcome and outcome["problem"]:
+        _LOG.warning("%s", outcome["problem"])
+
+
+def _write_metrics(path: str, config: dict[str, Any], records: list[dict[str, Any]], ledger: str) -> None:
+    """The drill job's textfile for node_exporter (when the configuration names a metrics_dir);
+    a problem is a warning: the drill itself is over and its evidence written."""
+    if not config.get("metrics_dir"):
+        return
+    max_age = config.get("max_age_seconds", DEFAULT_MAX_AGE_SECONDS)
+    if isinstance(max_age, bool) or not isinstance(max_age, (int, float)):
+        _LOG.warning("%s: max_age_seconds: expected a number of seconds, got %r; using %d", path, max_age, DEFAULT_MAX_AGE_SECONDS)
+        max_age = DEFAULT_MAX_AGE_SECONDS
+    try:
+        write_drill_metrics(config["metrics_dir"], config["name"], records, read_ledger(ledger), max_age)
+    except OSError as exc:
+        _LOG.warning("the drill metrics could not be written to %s: %s", config["metrics_dir"], exc)
 
 
 def _out(text: str) -> None:

@@ -3,6 +3,7 @@
 # printed by restorable.backup.plan before anything is applied.
 from __future__ import annotations
 
+from ..site_profile import SiteProfile
 from ..tiers import TIERS, Tiers
 from ..tiers.base import Fleet, TierPlanner
 
@@ -18,17 +19,72 @@ def _target_text(name: str, target: dict) -> str:
     return "%s (%s %s)" % (name, target["type"], where)
 
 
-def _when(dataset: dict, schedules: dict) -> str:
+def _when(dataset: dict, schedules: dict, site: SiteProfile) -> str:
     if dataset["tier"] == "cdp":
         base = schedules.get(dataset.get("base_backup_schedule"), {})
-        return "every %d min" % dataset["interval_minutes"] + (", base backups %s" % base["calendar"] if base else "")
+        return "every %d min" % dataset["interval_minutes"] + (", base backups %s" % base["calendar"] if base else "") \
+            + (_site_text(site, base) if base else "")
     schedule = schedules.get(dataset.get("schedule"), {})
-    text = schedule.get("calendar", "unscheduled")
-    if "window" in schedule:
-        text += ", window %s-%s" % (schedule["window"]["start"], schedule["window"]["end"])
+    if not schedule:
+        return "unscheduled"
+    text = schedule["calendar"]
+    window = site.window(schedule)
+    if window:
+        text += ", window %s-%s%s" % (window["start"], window["end"], " " + window["timezone"] if window.get("timezone") else "")
     if "jitter" in schedule:
         text += ", spread over %s" % schedule["jitter"]
-    return text
+    return text + _site_text(site, schedule, dataset["tier"] != "array")
+
+
+def _site_text(site: SiteProfile, schedule: dict, capped: bool = True) -> str:
+    """The site's start slot and bandwidth cap as they apply to a job on `schedule`."""
+    parts = []
+    slot = site.slot()
+    if slot:
+        parts.append("site %s slot %d of %d, starts %s" % (site.name, slot.index + 1, slot.count, site.start_clock(schedule)))
+    bandwidth = site.gate(schedule, capped).get("bandwidth") or {}
+    if bandwidth.get("upload_kbps"):
+        parts.append("upload capped at %d KiB/s" % bandwidth["upload_kbps"])
+    return "".join(", " + part for part in parts)
+
+
+def site_lines(fleet: Fleet) -> list[str]:
+    """Per site of the fleet: its profile, then its start slots with their hosts and the time
+    (window's zone) each host's scheduled backups start."""
+    lines = []
+    for name, hosts in sorted(fleet.sites().items()):
+        profiles = [fleet.site(host) for host in hosts]
+        settings = profiles[0].settings
+        head = "site %s: %d host%s" % (name, len(hosts), "" if len(hosts) == 1 else "s")
+        window = settings.get("window")
+        if window:
+            head += ", window %s-%s %s" % (window["start"], window["end"], window.get("timezone") or settings.get("timezone") or "host time")
+        if (settings.get("bandwidth") or {}).get("upload_kbps"):
+            head += ", upload capped at %d KiB/s per host" % settings["bandwidth"]["upload_kbps"]
+        slots = [p.slot() for p in profiles]
+        if not slots[0]:
+            lines.append(head + ", no concurrency limit: its hosts start together")
+            continue
+        lines.append(head + ", concurrency %d: %d slots" % (settings["concurrency"], slots[0].count))
+        for slot in sorted({s for s in slots if s}, key=lambda s: s.index):
+            starts = {host: _start_clocks(fleet, host) for host in slot.hosts}
+            clocks = set(starts.values())
+            if len(clocks) == 1:
+                lines.append("  slot %d: %s at %s" % (slot.index + 1, ", ".join(slot.hosts), clocks.pop()))
+            else:
+                lines.append("  slot %d: %s" % (slot.index + 1, ", ".join("%s at %s" % item for item in starts.items())))
+    return lines
+
+
+def _start_clocks(fleet: Fleet, host: str) -> str:
+    """When the host's scheduled backups start (its slot's start per schedule), e.g. '20:00' or '01:00, 20:00'."""
+    policy = fleet.policies[host]
+    schedules = policy.get("restorable_schedules") or {}
+    names = {d.get("schedule") or d.get("base_backup_schedule") for d in (policy.get("restorable_datasets") or {}).values()
+             if d.get("enabled", True)}
+    site = fleet.site(host)
+    clocks = sorted({site.start_clock(schedules[n]) for n in names if n in schedules})
+    return ", ".join(clocks) or "no scheduled backups"
 
 
 def _pool_text(library: dict, export: dict) -> str:
@@ -60,18 +116,21 @@ def _drill_moves(name: str, drill: dict, policy: dict, host: str, unsupported: d
             and ("restorable_drills", name, "datasets", index) not in unsupported]
 
 
-def plan_lines(policy: dict, compliance: dict | None = None, host: str = "", tiers: Tiers = TIERS) -> list:
+def plan_lines(policy: dict, compliance: dict | None = None, host: str = "", tiers: Tiers = TIERS,
+               site_hosts: list[str] | None = None) -> list:
     """One block of lines per dataset, then one per drill: only what a tier planner will do; a
-    dataset or drill of a tier without one is its warning line (host names it)."""
+    dataset or drill of a tier without one is its warning line (host names it). site_hosts: the
+    hosts of the host's site across the fleet, for its start slot."""
     unsupported = {p.path: p.line() for p in tiers.unsupported(host, policy)}
     fleet = Fleet({host: policy})
+    site = SiteProfile(host, policy, site_hosts)
     lines = []
     for name, dataset in sorted(policy.get("restorable_datasets", {}).items()):
         path = ("restorable_datasets", name)
         if path in unsupported:
             lines.append(unsupported[path])
         else:
-            lines += _dataset_lines(name, dataset, policy, tiers.planner(host, fleet, dataset["tier"]), (compliance or {}).get(name))
+            lines += _dataset_lines(name, dataset, policy, tiers.planner(host, fleet, dataset["tier"]), (compliance or {}).get(name), site)
     for name, drill in sorted(policy.get("restorable_drills", {}).items()):
         paths = [("restorable_drills", name, "datasets", index) for index in range(len(drill["datasets"]))]
         restored = [dataset for dataset, path in zip(drill["datasets"], paths) if path not in unsupported]
@@ -91,7 +150,7 @@ def _applies(dataset: dict, rule: str) -> bool:
     return dataset["tier"] == "array" or rule != "thinning"
 
 
-def _dataset_lines(name: str, dataset: dict, policy: dict, planner: TierPlanner, score: dict | None) -> list:
+def _dataset_lines(name: str, dataset: dict, policy: dict, planner: TierPlanner, score: dict | None, site: SiteProfile) -> list:
     targets = policy.get("restorable_targets", {})
     state = "" if dataset.get("enabled", True) else " [disabled]"
     lines = ["dataset %s (%s tier)%s: %s" % (name, dataset["tier"], state, planner.describe(dataset))]
@@ -101,7 +160,7 @@ def _dataset_lines(name: str, dataset: dict, policy: dict, planner: TierPlanner,
         lines.append("  copy to %s" % _target_text(target, targets[target]))
     if dataset["tier"] == "array":
         lines += _array_lines(dataset, targets)
-    lines.append("  when: %s" % _when(dataset, policy.get("restorable_schedules", {})))
+    lines.append("  when: %s" % _when(dataset, policy.get("restorable_schedules", {}), site))
     rules = dataset["retention"]
     retention = ", ".join("%s %s" % (k, v) for k, v in rules.items() if k not in ("thinning", "prune_every") and _applies(dataset, k))
     thinning = ["older than %s one per %s" % (r["older_than"], r["keep_every"]) for r in rules.get("thinning") or []
@@ -117,5 +176,5 @@ def _dataset_lines(name: str, dataset: dict, policy: dict, planner: TierPlanner,
     if objectives:
         lines.append("  objectives: %s" % objectives)
     if score:
-        lines.append("  3-2-1-1-0: %s" % score["score"])
+        lines.append("  3-2-1-1-0: %s" % "; ".join([score["score"]] + score.get("gaps", [])))
     return lines

@@ -54,6 +54,7 @@ class PolicyChecks:
             self.check_tape_chains,
             self.check_array_runs,
             self.check_retention_cadence,
+            self.check_evidence,
         ):
             problems.extend(check())
         return problems
@@ -65,6 +66,26 @@ class PolicyChecks:
         site = self.policy.get("restorable_site")
         if site is not None and site not in self.sites:
             yield self._problem(("restorable_site",), _unknown("site profile", site, self.sites, "restorable_sites"))
+
+    def check_evidence(self):
+        """restorable_evidence ships to an S3 target whose Object Lock keeps records unchangeable."""
+        evidence = self.policy.get("restorable_evidence")
+        if not evidence:
+            return
+        path, name = ("restorable_evidence", "target"), evidence["target"]
+        target = self.targets.get(name)
+        if target is None:
+            yield self._problem(path, _unknown("target", name, self.targets, "restorable_targets"))
+        elif target["type"] != "s3":
+            yield self._problem(path, "target %s is of type %s; evidence needs an s3 target with object_lock" % (name, target["type"]))
+        elif "object_lock" not in target:
+            yield self._problem(path, "target %s has no object_lock: without it a host's keys could delete or replace "
+                                "evidence records" % name)
+        elif target.get("scoped_credentials"):
+            # The per-host users may write below the target's prefix/HOST only; evidence goes to PREFIX/HOST.
+            yield self._problem(path, "target %s has scoped_credentials: its per-host users cannot write evidence below "
+                                "%s/%s/; give the evidence target keys of its own (docs/evidence.md)"
+                                % (name, evidence.get("prefix") or "evidence", self.host), "warning")
 
     def check_target_hosts(self):
         for name, target in self.targets.items():

@@ -15,7 +15,7 @@ class AgentTierPlanner(TierPlanner):
 
     def __init__(self, host: str, fleet: Fleet) -> None:
         super().__init__(host, fleet)
-        self.agent = AgentPlanner(host, self.policy, fleet.root(host))
+        self.agent = AgentPlanner(host, self.policy, fleet.root(host), fleet.site(host))
 
     def plan(self) -> dict[str, list]:
         return dict(super().plan(), repositories=self.agent.repositories())
@@ -34,4 +34,4 @@ class AgentTierPlanner(TierPlanner):
 
     def copies(self, dataset: dict) -> list[Copy]:
         targets = self.agent.targets
-        return [target_copy(targets[name]) for name in dataset.get("targets", []) if name in targets]
+        return [target_copy(targets[name], name) for name in dataset.get("targets", []) if name in targets]

@@ -7,9 +7,9 @@ from __future__ import annotations
 import shlex
 
 from ansible_collections.restorable.backup.plugins.module_utils.common.durations import parse_duration
-from ansible_collections.restorable.backup.plugins.module_utils.converge.units import spread_offset
 from ansible_collections.restorable.backup.plugins.module_utils.core.layout import HostLayout
 from ansible_collections.restorable.backup.plugins.plugin_utils.s3_provisioner import DEFAULT_STORE, read_host_credentials
+from ansible_collections.restorable.backup.plugins.plugin_utils.site_profile import SiteProfile
 
 TIER = "agent"
 
@@ -19,7 +19,7 @@ class AgentPlanner:
 
     tier = TIER
 
-    def __init__(self, host: str, policy: dict, root: str = "/") -> None:
+    def __init__(self, host: str, policy: dict, root: str = "/", site: SiteProfile | None = None) -> None:
         self.host = host
         layout = HostLayout(root)
         self.secrets_dir = layout.secrets_dir
@@ -29,7 +29,8 @@ class AgentPlanner:
         self.datasets = policy.get("restorable_datasets") or {}
         self.schedules = policy.get("restorable_schedules") or {}
         self.profiles = policy.get("restorable_consistency_profiles") or {}
-        self.site = (policy.get("restorable_sites") or {}).get(policy.get("restorable_site") or "", {})
+        # The fleet's roster of the site when a tier planner gives it; else the host alone in its site.
+        self.site = site or SiteProfile(host, policy)
         self.credential_store = (policy.get("restorable_controller") or {}).get("credential_store", DEFAULT_STORE)
 
     def tier_datasets(self) -> list:
@@ -108,7 +109,6 @@ class AgentPlanner:
     def job(self, job_name: str, dataset_name: str, dataset: dict, target_name: str) -> dict:
         repository = self.repository(target_name)
         schedule = self.schedules[dataset["schedule"]]
-        jitter = parse_duration(schedule["jitter"]) if "jitter" in schedule else 0
         config = {
             "format": 1,
             "dataset": job_name,
@@ -127,6 +127,8 @@ class AgentPlanner:
             "status_dir": self.status_dir,
             "metrics_dir": self.metrics_dir,
         }
+        if dataset.get("rpo"):  # the target the metrics export beside the backups' age
+            config["rpo"] = parse_duration(dataset["rpo"])
         if repository["env_file"]:
             config["repository"]["env_file"] = repository["env_file"]
         if repository["options"]:
@@ -141,25 +143,13 @@ class AgentPlanner:
             "dataset": dataset_name,
             "target": target_name,
             "calendar": schedule["calendar"],
-            "delay_seconds": spread_offset(self.host, job_name, jitter),
+            "delay_seconds": self.site.delay_seconds(job_name, schedule),
             "config": config,
         }
 
     def _schedule(self, schedule: dict) -> dict:
         """The schedule's gate settings, with the site profile filling what the schedule leaves open."""
-        result = {}
-        window = dict(schedule.get("window") or self.site.get("window") or {})
-        if window:
-            if "timezone" not in window and self.site.get("timezone"):
-                window["timezone"] = self.site["timezone"]
-            result["window"] = window
-        for key in ("load_gate", "nice", "ionice"):
-            if key in schedule:
-                result[key] = dict(schedule[key]) if isinstance(schedule[key], dict) else schedule[key]
-        bandwidth = _tighter(schedule.get("bandwidth") or {}, self.site.get("bandwidth") or {})
-        if bandwidth:
-            result["bandwidth"] = bandwidth
-        return result
+        return self.site.gate(schedule)
 
     def _consistency(self, dataset: dict) -> dict | None:
         """The profile as the runner takes it: pre/post become hooks, passwords become files."""
@@ -206,12 +196,3 @@ def _command(command: dict) -> dict:
     if "timeout" in command:
         hook["timeout"] = parse_duration(command["timeout"])
     return hook
-
-
-def _tighter(first: dict, second: dict) -> dict:
-    """Each cap at the lower of the two values given."""
-    caps = {}
-    for key in set(first) | set(second):
-        values = [v for v in (first.get(key), second.get(key)) if v]
-        caps[key] = min(values)
-    return caps

@@ -11,8 +11,8 @@ import re
 from typing import Any
 
 from ansible_collections.restorable.backup.plugins.module_utils.common.durations import format_duration, parse_duration
-from ansible_collections.restorable.backup.plugins.module_utils.converge.units import spread_offset
 from ansible_collections.restorable.backup.plugins.module_utils.core.layout import CONFIG_DIR, DEFAULT_STATUS_DIR, HostLayout
+from ansible_collections.restorable.backup.plugins.plugin_utils.site_profile import SiteProfile
 
 from ..policy.calendar_event import CalendarError, largest_gap_minutes
 from .agent_drills import AgentDrills, job_name, safe_name
@@ -68,8 +68,8 @@ class ArrayJobs(AgentPlanner):
 
     tier = TIER
 
-    def __init__(self, host: str, policy: dict, root: str = "/") -> None:
-        super().__init__(host, policy, root)
+    def __init__(self, host: str, policy: dict, root: str = "/", site: SiteProfile | None = None) -> None:
+        super().__init__(host, policy, root, site)
         self.root = root
 
     # -- jobs ---------------------------------------------------------------------------------
@@ -79,22 +79,24 @@ class ArrayJobs(AgentPlanner):
 
     def _job(self, name: str, dataset: dict) -> dict[str, Any]:
         schedule = self.schedules[dataset["schedule"]]
-        jitter = parse_duration(schedule["jitter"]) if "jitter" in schedule else 0
         config: dict[str, Any] = {
             "format": 1, "tier": TIER, "dataset": name, "host": self.host, "paths": [],
             "tags": list(dataset.get("tags", [])), "hooks": self._hooks(dataset),
-            "schedule": self._schedule(schedule), "status_dir": self.status_dir, "metrics_dir": self.metrics_dir,
+            # Snapshots stay on the storage host; the export to a library has no rate limit yet.
+            "schedule": self.site.gate(schedule, capped=False), "status_dir": self.status_dir, "metrics_dir": self.metrics_dir,
             # A point every few minutes: the group snapshot's manifest says when it was taken.
             "canary": {"enabled": False},
             "options": self.options(name, dataset),
         }
+        if dataset.get("rpo"):  # the target the metrics export beside the points' age
+            config["rpo"] = parse_duration(dataset["rpo"])
         if dataset.get("ping_url"):
             config["ping_url"] = dataset["ping_url"]
         consistency = self._consistency(dataset)
         if consistency:
             config["consistency"] = consistency
         return {"name": name, "dataset": name, "target": (dataset.get("export") or {}).get("library"),
-                "calendar": schedule["calendar"], "delay_seconds": spread_offset(self.host, name, jitter), "config": config}
+                "calendar": schedule["calendar"], "delay_seconds": self.site.delay_seconds(name, schedule), "config": config}
 
     def options(self, name: str, dataset: dict) -> dict[str, Any]:
         """The job configuration's options, as tiers/array on the host reads them."""
@@ -200,7 +202,7 @@ class ArrayTierPlanner(TierPlanner):
 
     def __init__(self, host: str, fleet: Fleet) -> None:
         super().__init__(host, fleet)
-        self.planner = ArrayJobs(host, self.policy, fleet.root(host))
+        self.planner = ArrayJobs(host, self.policy, fleet.root(host), fleet.site(host))
 
     def plan(self) -> dict[str, list]:
         # No restic repository: the role initialises every tier's `repositories` in one call.
@@ -236,11 +238,12 @@ class ArrayTierPlanner(TierPlanner):
 
     def copies(self, dataset: dict) -> list[Copy]:
         # The storage snapshots sit on the volumes' own media: a copy against deletion, not against its loss.
-        copies = [Copy("disk", False, False)]
+        copies = [Copy("disk", False, False, "array snapshots")]
         export = dataset.get("export")
         library = self.planner.targets.get(export["library"]) if export else None
         if library and library["type"] == "tape_library" and export["pool"] in library["pools"]:
             pool = library["pools"][export["pool"]]
             vaulted = bool(pool.get("vault"))
-            copies.append(Copy("tape", vaulted or bool(library.get("offsite")), vaulted or bool(pool.get("worm"))))
+            copies.append(Copy("tape", vaulted or bool(library.get("offsite")), vaulted or bool(pool.get("worm")),
+                               "%s/%s" % (export["library"], export["pool"])))
         return copies

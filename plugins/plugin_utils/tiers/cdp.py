@@ -15,6 +15,7 @@ from ansible_collections.restorable.backup.plugins.module_utils.core.layout impo
 from ansible_collections.restorable.backup.plugins.module_utils.tiers.cdp.points import default_snapshot_dir
 from ansible_collections.restorable.backup.plugins.module_utils.tiers.cdp.wal.settings import archive_timeout_for
 from ansible_collections.restorable.backup.plugins.plugin_utils.replica_keys import read_replica_key
+from ansible_collections.restorable.backup.plugins.plugin_utils.site_profile import SiteProfile
 
 from .agent_drills import AgentDrills, job_name, safe_name
 from .agent_jobs import AgentPlanner
@@ -59,8 +60,8 @@ class CdpJobs(AgentPlanner):
 
     tier = TIER
 
-    def __init__(self, host: str, policy: dict, root: str = "/") -> None:
-        super().__init__(host, policy, root)
+    def __init__(self, host: str, policy: dict, root: str = "/", site: SiteProfile | None = None) -> None:
+        super().__init__(host, policy, root, site)
         self.root = root
         self.wal_dir = wal_dir(root)
 
@@ -97,14 +98,16 @@ class CdpJobs(AgentPlanner):
             config["consistency"] = consistency
         return config
 
-    def _job(self, name: str, dataset_name: str, calendar: str, config: dict) -> dict[str, Any]:
-        return {"name": name, "dataset": dataset_name, "target": None, "calendar": calendar, "delay_seconds": 0,
+    def _job(self, name: str, dataset_name: str, calendar: str, config: dict, delay_seconds: int = 0) -> dict[str, Any]:
+        return {"name": name, "dataset": dataset_name, "target": None, "calendar": calendar, "delay_seconds": delay_seconds,
                 "config": config}
 
     def _btrfs_job(self, name: str, dataset: dict) -> dict[str, Any]:
         config = self._common(name, dataset)
         source = {k: v for k, v in dataset["source"].items() if k in ("type", "subvolume", "snapshot_dir")}
         config["options"] = dict(self._point_options(dataset), source=source)
+        if dataset.get("rpo"):  # the target the metrics export beside the points' age
+            config["rpo"] = parse_duration(dataset["rpo"])
         retention = dataset["retention"]
         config["options"]["thinning"] = thinning_seconds(retention)
         if retention.get("max_age"):
@@ -155,9 +158,15 @@ class CdpJobs(AgentPlanner):
         config["options"] = dict(self._point_options(dataset), action=action,
                                  source=dict(dataset["source"]), archiver_config=self.archiver_config_path(name),
                                  wal_store=self.wal_store(name, dataset))
-        calendar = interval_calendar(dataset["interval_minutes"]) if action == "points" \
-            else self.schedules[dataset["base_backup_schedule"]]["calendar"]
-        return self._job(job_name, name, calendar, config)
+        if action == "points":
+            if dataset.get("rpo"):  # the target the metrics export beside the archive's age
+                config["rpo"] = parse_duration(dataset["rpo"])
+            return self._job(job_name, name, interval_calendar(dataset["interval_minutes"]), config)
+        # Base backups are the CDP tier's bulk upload: the site's window, cap and start slot apply;
+        # points run around the clock (their RPO is minutes) and send no bulk.
+        schedule = self.schedules[dataset["base_backup_schedule"]]
+        config["schedule"] = self._schedule(schedule)
+        return self._job(job_name, name, schedule["calendar"], config, self.site.delay_seconds(job_name, schedule))
 
     # -- WAL archiving --------------------------------------------------------------------------
 
@@ -302,7 +311,7 @@ class CdpTierPlanner(TierPlanner):
 
     def __init__(self, host: str, fleet: Fleet) -> None:
         super().__init__(host, fleet)
-        self.planner = CdpJobs(host, self.policy, fleet.root(host))
+        self.planner = CdpJobs(host, self.policy, fleet.root(host), fleet.site(host))
 
     def plan(self) -> dict[str, list]:
         return dict(super().plan(), repositories=self.planner.repositories(), wal_archiving=self.planner.wal_archiving(),
@@ -344,4 +353,4 @@ class CdpTierPlanner(TierPlanner):
         targets = self.planner.targets
         # Only what the jobs write: a CDP dataset's `targets` receive nothing from this tier.
         names = [dataset[k] for k in ("replica", "wal_archive") if dataset.get(k)]
-        return [target_copy(targets[name]) for name in names if name in targets]
+        return [target_copy(targets[name], name) for name in names if name in targets]

@@ -8,6 +8,7 @@ from typing import Any
 
 from ansible_collections.restorable.backup.plugins.module_utils.core.layout import HostLayout
 from ansible_collections.restorable.backup.plugins.module_utils.tiers.host.libvirt import DEFAULT_URI
+from ansible_collections.restorable.backup.plugins.plugin_utils.site_profile import SiteProfile
 
 from .agent_drills import AgentDrills, secret_stem
 from .agent_jobs import AgentPlanner
@@ -21,8 +22,8 @@ class HostJobs(AgentPlanner):
 
     tier = "host"
 
-    def __init__(self, host: str, policy: dict, root: str = "/") -> None:
-        super().__init__(host, policy, root)
+    def __init__(self, host: str, policy: dict, root: str = "/", site: SiteProfile | None = None) -> None:
+        super().__init__(host, policy, root, site)
         self.hypervisor = hypervisor_settings(policy, root)
         self.libvirt_uri = self.hypervisor["libvirt_uri"]
 
@@ -53,8 +54,9 @@ class ProxiedJobs(HostJobs):
     scratch directory both share, and the proxy digests, compresses, encrypts and uploads them.
     Same repositories and points as if the hypervisor ran them; credentials and status live on the proxy."""
 
-    def __init__(self, hypervisor: str, policy: dict, hypervisor_root: str, proxy: str, proxy_root: str) -> None:
-        super().__init__(hypervisor, policy, hypervisor_root)
+    def __init__(self, hypervisor: str, policy: dict, hypervisor_root: str, proxy: str, proxy_root: str,
+                 site: SiteProfile | None = None) -> None:
+        super().__init__(hypervisor, policy, hypervisor_root, site)
         self.proxy = proxy
         layout = HostLayout(proxy_root)
         self.secrets_dir, self.status_dir, self.metrics_dir = layout.secrets_dir, layout.status_dir, layout.metrics_dir
@@ -114,7 +116,7 @@ class HostTierPlanner(TierPlanner):
 
     def __init__(self, host: str, fleet: Fleet) -> None:
         super().__init__(host, fleet)
-        self.planner = HostJobs(host, self.policy, fleet.root(host))
+        self.planner = HostJobs(host, self.policy, fleet.root(host), fleet.site(host))
 
     def proxied(self) -> list[ProxiedJobs]:
         """The hypervisors whose host datasets name this host as their proxy."""
@@ -122,8 +124,9 @@ class HostTierPlanner(TierPlanner):
         for name in sorted(self.fleet.policies):
             datasets = (self.fleet.policies[name].get("restorable_datasets") or {}).values()
             if any(d.get("tier") == self.tier and d.get("proxy_host") == self.host for d in datasets):
+                # The hypervisor's site staggers and caps its VMs' backups, whichever proxy runs them.
                 planners.append(ProxiedJobs(name, self.fleet.policies[name], self.fleet.root(name), self.host,
-                                            self.fleet.root(self.host)))
+                                            self.fleet.root(self.host), self.fleet.site(name)))
         return planners
 
     def plan(self) -> dict[str, list]:
@@ -146,4 +149,4 @@ class HostTierPlanner(TierPlanner):
 
     def copies(self, dataset: dict) -> list[Copy]:
         targets = self.planner.targets
-        return [target_copy(targets[name]) for name in dataset.get("targets", []) if name in targets]
+        return [target_copy(targets[name], name) for name in dataset.get("targets", []) if name in targets]

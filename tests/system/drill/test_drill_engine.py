@@ -78,7 +78,7 @@ def test_old_point_exceeds_rpo_with_its_age(tmp_path: Path) -> None:
     record = source.drill(tmp_path / "sandbox", checks=["integrity", "content"], rpo="3600")
     assert record["result"] == "failed"
     message = layer(record, "recovery_point")["message"]
-    assert message.startswith("RPO exceeded: age ") and "> target 60.0min" in message, message
+    assert message.startswith("RPO exceeded: age ") and "> target 1 h" in message, message
     assert record["rpo"]["met"] is False and record["rpo"]["seconds"] > 86400
     # The restore still ran and was verified: the point is old, not broken.
     assert layer(record, "content")["status"] == "ok"

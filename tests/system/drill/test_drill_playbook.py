@@ -97,7 +97,7 @@ def test_drill_playbook_keeps_evidence_and_fails_on_a_refused_sandbox(tmp_path: 
     assert run.returncode == 0, run.stdout[-4000:]
     assert len((evidence / "ledger.jsonl").read_text().splitlines()) == 4
     report = (evidence / "report.html").read_text()
-    assert report.count("<svg") == 4 and "last 2 runs" in report
+    assert report.count("<svg") == 6 and "last 2 runs" in report  # RTO, RPO and restored size per dataset
 
     # Extra vars choose the datasets and the recovery point of a run.
     run = playbook(inv, "drill", "-e", "drill_evidence_dir=%s" % evidence, "-e", "drill_datasets=app")

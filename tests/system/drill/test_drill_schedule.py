@@ -183,6 +183,11 @@ def test_the_timer_command_drills_host2_on_host3_without_host2_files(scenario: S
     assert "host2" in (evidence / "report.html").read_text()
     assert (evidence / "report.md").is_file()
     assert not scenario.sandbox.exists() or not any(scenario.sandbox.iterdir()), "the restore is removed again"
+    # node_exporter's textfile of the drill, in the drill host's metrics directory (docs/monitoring.md)
+    metrics = (b_root / "var/lib/restorable/metrics/restorable_drill_host2-weekly.prom").read_text()
+    labels = 'host="host3",source_host="host2",dataset="files",drill="weekly",tier="agent"'
+    assert 'restorable_drill_last_result{%s,result="passed"} 1\n' % labels in metrics
+    assert "restorable_drill_last_pass_timestamp_seconds{%s} " % labels in metrics
 
 
 def test_a_failing_drill_exits_non_zero_and_is_recorded(scenario: Scenario) -> None:

@@ -5,6 +5,9 @@
 - ``systemd_host``: a Debian bookworm container booted by systemd-nspawn (real systemd, own
   filesystem and network namespace), reachable over a veth pair.
 - ``fleet_ssh_client``: the session key and SSH options all of them accept.
+- ``site_fleet``: two sites of hosts in network namespaces on one bridge (netns.py): ``hq``
+  (3 hosts) and ``branch`` (2 hosts) whose links toward the others are shaped to
+  ``BRANCH_RATE`` with tc, as a branch office behind a slow line.
 
 All are session-scoped and stopped by PID at session end, also when a test or setup fails.
 """
@@ -20,11 +23,14 @@ from pathlib import Path
 
 import pytest
 
+from .netns import SiteFleet, session_tag, start_site_fleet
 from .nspawn import KernelFeatureMissing, SystemdHost, start_systemd_host
 from .sshd import AddressAllocator, FleetError, SshClient, SshFleet, SshKey, start_fleet
 
 # Seconds each part took, shown in the terminal summary: "sshd fleet start", "image", "boot".
 TIMINGS: dict[str, float] = {}
+# The branch office's line toward the other site (tc rate syntax): 3 MB/s.
+BRANCH_RATE = "24mbit"
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +99,27 @@ def systemd_host(fleet_session_dir: Path, fleet_ssh_client: SshClient) -> Iterat
     host.stop()
 
 
+@pytest.fixture(scope="session")
+def site_fleet(fleet_session_dir: Path, fleet_ssh_client: SshClient) -> Iterator[SiteFleet]:
+    """Sites hq (hq1..hq3) and branch (branch1, branch2), a network namespace and sshd per host,
+    the branch's links shaped to BRANCH_RATE."""
+    if os.geteuid() != 0:
+        pytest.skip("site_fleet needs root (network namespaces, tc)")
+    start = time.monotonic()
+    try:
+        fleet = start_site_fleet({"branch": 2, "hq": 3}, fleet_session_dir / "sites", fleet_ssh_client, session_tag())
+    except KernelFeatureMissing as exc:
+        pytest.skip(f"site_fleet: {exc}")
+    try:
+        fleet.shape("branch", BRANCH_RATE)
+    except BaseException:
+        fleet.stop()
+        raise
+    TIMINGS["site fleet start (5 hosts in network namespaces)"] = time.monotonic() - start
+    yield fleet
+    fleet.stop()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if TIMINGS:
         terminalreporter.section("fleet timings")
@@ -101,4 +128,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 __all__ = ["FleetError", "fleet_session_dir", "fleet_ssh_client", "ssh_fleet",
-           "ssh_fleet_factory", "systemd_host"]
+           "site_fleet", "ssh_fleet_factory", "systemd_host"]

@@ -293,6 +293,7 @@ class SshdHost(SshReachable):
     data_dir: Path  # the host's "own disk" on the shared filesystem
     client: SshClient
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    netns: str | None = None  # the daemon runs in this network namespace (netns.py); None: this one
 
     @property
     def config(self) -> Path:
@@ -338,8 +339,10 @@ class SshdHost(SshReachable):
         with open(self.log, "ab") as log:
             # -D: stay in the foreground so this Popen's PID is the daemon's; -E appends the
             # daemon's log to our own file.
+            # `ip netns exec` execs sshd in place: the PID stays the daemon's.
+            enter = ["ip", "netns", "exec", self.netns] if self.netns else []
             self.process = subprocess.Popen(
-                [str(SSHD), "-D", "-f", str(self.config), "-E", str(self.log)],
+                enter + [str(SSHD), "-D", "-f", str(self.config), "-E", str(self.log)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 preexec_fn=_subreaper,  # noqa: PLW1509  (async-signal-safe: one syscall)
             )

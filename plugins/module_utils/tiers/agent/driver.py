@@ -33,7 +33,7 @@ class AgentDriver(TierDriver):
     def record_details(self) -> dict[str, Any]:
         return {"repository": self.config.repository, "files_new": None, "files_changed": None,
                 "files_unmodified": None, "canary_path": None, "canary_token": None, "retention": None,
-                "check": None, "unlocked_stale_locks": False, "streams": []}
+                "check": None, "unlocked_stale_locks": False, "streams": [], "rpo_target_seconds": self.config.rpo_seconds}
 
     # -- before the hooks -----------------------------------------------------------------------
 

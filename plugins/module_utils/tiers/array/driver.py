@@ -51,7 +51,7 @@ class ArrayDriver(TierDriver):
 
     def record_details(self) -> dict[str, Any]:
         return {"volumes": list(self.options.volumes), "snapshot": None, "export": None, "library": None,
-                "thinning": None, "rpo": None, "pending_export": []}
+                "thinning": None, "rpo": None, "pending_export": [], "rpo_target_seconds": self.config.rpo_seconds}
 
     # -- before the hooks -----------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ class CdpDriver(TierDriver):
         self.source = source_class(kind, "job config %s: options.source.type" % (config.source or config.dataset))(config)
 
     def record_details(self) -> dict[str, Any]:
-        return dict(self.source.record_details(), source=self.source.kind)
+        return dict(self.source.record_details(), source=self.source.kind, rpo_target_seconds=self.source.config.rpo_seconds)
 
     def preflight(self, run: RunContext) -> None:
         self.source.preflight(run)

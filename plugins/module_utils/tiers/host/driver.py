@@ -47,7 +47,8 @@ class HostDriver(TierDriver):
         self.chain_tag = next((t for t in config.tags if t.startswith(DATASET_TAG_PREFIX)), config.dataset_tag)
 
     def record_details(self) -> dict[str, Any]:
-        return {"repository": self.config.repository, "vms": [], "absent_vms": [], "retention": None, "check": None}
+        return {"repository": self.config.repository, "vms": [], "absent_vms": [], "retention": None, "check": None,
+                "rpo_target_seconds": self.config.rpo_seconds}
 
     # -- before the hooks -----------------------------------------------------------------------
 

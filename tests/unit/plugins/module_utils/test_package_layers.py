@@ -17,10 +17,11 @@ PLUGINS = os.path.dirname(MODULE_UTILS)
 LAYERS = [
     {"common"},
     {"storage", "consistency"},
+    {"evidence"},  # the hash-chained ledger and its shipper: the runner (core) records into it
     {"core"},
     {"snapshot", "drill"},
     {"tiers"},
-    {"runtime"},
+    {"runtime", "audit"},  # audit: reads what every tier left on a host (status, locks, tapes, VMs)
     {"converge"},
 ]
 RANK = {package: rank for rank, packages in enumerate(LAYERS) for package in packages}

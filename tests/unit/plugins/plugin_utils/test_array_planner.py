@@ -193,11 +193,11 @@ def test_describe():
 
 def test_copies_are_the_storage_snapshots_and_the_tape_pool():
     datasets = policies()["db01"]["restorable_datasets"]
-    snapshots = Copy("disk", False, False)
-    assert planner().copies(datasets["pgarr"]) == [snapshots, Copy("tape", True, True)]  # vaulted: off-site and offline
-    assert planner().copies(datasets["docs"]) == [snapshots, Copy("tape", True, False)]  # the library is off-site
+    snapshots = Copy("disk", False, False, "array snapshots")
+    assert planner().copies(datasets["pgarr"]) == [snapshots, Copy("tape", True, True, "vtl01/daily")]  # vaulted: off-site and offline
+    assert planner().copies(datasets["docs"]) == [snapshots, Copy("tape", True, False, "cloudvtl/weekly")]  # the library is off-site
     worm = dict(datasets["pgarr"], export={"library": "vtl01", "pool": "archive"})
-    assert planner().copies(worm) == [snapshots, Copy("tape", False, True)]
+    assert planner().copies(worm) == [snapshots, Copy("tape", False, True, "vtl01/archive")]
     assert planner().copies(datasets["local"]) == [snapshots]
 
 

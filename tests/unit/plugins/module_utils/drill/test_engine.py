@@ -144,7 +144,7 @@ def test_no_point_and_stale_point(tmp_path):
     stale = DrillEngine(spec(tmp_path), FakeDriver([RecoveryPoint("c" * 64, hours_ago(30), "cccccccc")]),
                         now=lambda: NOW).run()
     message = [l["message"] for l in stale["layers"] if l["name"] == "recovery_point"][0]
-    assert message.startswith("RPO exceeded: age 30.0h > target 60.0min")
+    assert message.startswith("RPO exceeded: age 30 h > target 1 h")
     assert stale["rpo"]["met"] is False and statuses(stale)["content"] == OK
 
 
@@ -183,7 +183,7 @@ def test_evidence_from_engine_records(tmp_path):
     failures = suite.findall(".//failure")
     assert [f.get("type") for f in failures] == ["content"]
     html = open(written["html"], encoding="utf-8").read()
-    assert html.count("<svg") == 4 and "last 2 runs" in html
+    assert html.count("<svg") == 6 and "last 2 runs" in html  # RTO, RPO and restored size per dataset
     for line in open(written["ledger"], encoding="utf-8"):
         json.loads(line)
     assert any(line.startswith("db ") and "failed" in line for line in written["summary"])

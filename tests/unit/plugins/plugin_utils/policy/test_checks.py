@@ -175,7 +175,7 @@ def test_baseline_is_clean(validator):
     report = validator.validate(fleet(baseline()))
     assert report.lines() == []
     assert report.hosts_checked == len(INVENTORY)
-    assert report.compliance[HOST]["www"] == {"score": "5/5", "met": list(RULES), "missing": []}
+    assert report.compliance[HOST]["www"] == {"score": "5/5", "met": list(RULES), "missing": [], "gaps": []}
 
 
 @pytest.mark.parametrize("check", CHECKS)
@@ -687,7 +687,8 @@ def test_compliance_rules(dataset, drills, met):
     assert [s.dataset for s in scores] == ["ds"]
     assert scores[0].met == met
     assert scores[0].missing == [rule for rule in RULES if rule not in met]
-    assert scores[0].as_dict() == {"score": "%d/5" % len(met), "met": met, "missing": scores[0].missing}
+    assert scores[0].as_dict() == {"score": "%d/5" % len(met), "met": met, "missing": scores[0].missing, "gaps": scores[0].gaps}
+    assert len(scores[0].gaps) == len(scores[0].missing)
     assert scorer.problems(scores) == []  # report is the default mode
 
 
@@ -720,8 +721,37 @@ def test_compliance_ignore_scores_nothing(validator):
 def test_compliance_enforce_reports_each_shortfall():
     scorer, scores = scored(dict(AGENT, targets=["disk1", "s3"]), settings={"rule_3_2_1_1_0": "enforce"})
     assert [(p.host, p.path, p.message, p.severity) for p in scorer.problems(scores)] == [
-        (HOST, ("restorable_datasets", "ds"), "3-2-1-1-0 score 2/5, missing: 1 off-site; 1 immutable or offline; 0 errors (recent drill)", ERROR)
+        (HOST, ("restorable_datasets", "ds"), "3-2-1-1-0 score 2/5: no copy is off-site; no copy is immutable or offline (an S3 target "
+         "with object_lock, a WORM or vaulted tape pool); no drill restores this dataset at least every 31 days", ERROR)
     ]
+
+
+@pytest.mark.parametrize("dataset, settings, gaps", [
+    (dict(AGENT, targets=["disk1"]), {}, [
+        "only 2 copies (production and disk1), a third is needed",
+        "every copy is on disk, a second kind of media (object storage, tape) is needed",
+        "no copy is off-site",
+        "no copy is immutable or offline (an S3 target with object_lock, a WORM or vaulted tape pool)",
+        "no drill restores this dataset at least every 31 days"]),
+    (dict(AGENT, targets=[]), {"drill_max_age": "1d"}, [
+        "only 1 copy (production), 2 more are needed",
+        "no backup copy exists, copies on two kinds of media (disk, object storage, tape) are needed",
+        "no copy is off-site",
+        "no copy is immutable or offline (an S3 target with object_lock, a WORM or vaulted tape pool)",
+        "no drill restores this dataset at least every day"]),
+    (dict(ARRAY, export={"library": "vtl", "pool": "vault"}), {"drill_max_age": "36h"}, [
+        "only 2 copies (production and vtl/vault), a third is needed",
+        "every copy is on tape, a second kind of media (disk, object storage) is needed",
+        "no drill restores this dataset at least every 36 h"]),
+    (dict(AGENT, targets=["disk1", "disk2"]), {}, [
+        "every copy is on disk, a second kind of media (object storage, tape) is needed",
+        "no copy is off-site",
+        "no copy is immutable or offline (an S3 target with object_lock, a WORM or vaulted tape pool)",
+        "no drill restores this dataset at least every 31 days"]),
+])
+def test_compliance_gaps_in_plain_words(dataset, settings, gaps):
+    _scorer, scores = scored(dataset, settings=settings)
+    assert scores[0].gaps == gaps
 
 
 def test_compliance_enforce_is_quiet_when_every_rule_is_met():
@@ -735,7 +765,9 @@ def test_compliance_enforce_through_the_validator(validator):
     assert lines(validator, policy) == []
     policy["restorable_datasets"]["www"]["targets"] = ["nas"]
     assert lines(validator, policy) == [
-        "web01: restorable_datasets.www: 3-2-1-1-0 score 1/5, missing: 3 copies; 2 media kinds; 1 off-site; 1 immutable or offline"
+        "web01: restorable_datasets.www: 3-2-1-1-0 score 1/5: only 2 copies (production and nas), a third is needed; every copy is on "
+        "disk, a second kind of media (object storage, tape) is needed; no copy is off-site; no copy is immutable or offline (an S3 "
+        "target with object_lock, a WORM or vaulted tape pool)"
     ]
 
 
