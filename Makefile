@@ -25,17 +25,34 @@ deps:
 
 # The demo's hypervisor (a private libvirtd with one VM) and its CDP infrastructure (btrfs
 # filesystems on loop devices, the replica's sshd, a PostgreSQL cluster), both below the demo
-# root, are stopped whatever the playbook's outcome, also when the CDP start fails half-way.
+# root, are stopped whatever the playbook's outcome, also when a start fails half-way. They start
+# side by side with the generation of demo-web's web content and demo-db's application files
+# (scripts/demo_data.py, once: a later run finds them), which the playbook backs up. The VM boots
+# while the playbook plans and applies: it waits for DEMO_HYPERVISOR_ROOT/started before the
+# backups (the start's output is in start.log there).
 DEMO_HYPERVISOR := $(VENV)/bin/python scripts/demo_hypervisor.py
 DEMO_HYPERVISOR_ROOT := /var/tmp/restorable-demo/hypervisor
 DEMO_CDP := $(VENV)/bin/python scripts/demo_cdp.py
 DEMO_CDP_ROOT := /var/tmp/restorable-demo/cdp
+DEMO_DATA := $(VENV)/bin/python scripts/demo_data.py
+# The paths of demo-web's www and demo-db's app datasets (inventories/demo/host_vars).
+DEMO_WWW := /var/tmp/restorable-demo/hosts/demo-web/srv/www
+DEMO_APP := /var/tmp/restorable-demo/hosts/demo-db/var/lib/app
+# It ends with the drills' table and the demo's summary, whatever the outcome.
+DEMO_PLAYBOOK := ANSIBLE_CALLBACKS_ENABLED=restorable.backup.drill_summary,restorable.backup.demo_summary \
+  ansible-playbook -i inventories/demo playbooks/demo.yml
 
 demo: deps
-	$(DEMO_HYPERVISOR) start $(DEMO_HYPERVISOR_ROOT)
-	$(DEMO_CDP) start $(DEMO_CDP_ROOT) && ansible-playbook -i inventories/demo playbooks/demo.yml || rc=$$?; \
-	  $(DEMO_CDP) stop $(DEMO_CDP_ROOT) || rc=$${rc:-$$?}; \
-	  $(DEMO_HYPERVISOR) stop $(DEMO_HYPERVISOR_ROOT); exit $${rc:-0}
+	rc=0; mkdir -p $(DEMO_WWW) $(DEMO_APP) $(DEMO_HYPERVISOR_ROOT); rm -f $(DEMO_HYPERVISOR_ROOT)/started; \
+	  $(DEMO_HYPERVISOR) start $(DEMO_HYPERVISOR_ROOT) > $(DEMO_HYPERVISOR_ROOT)/start.log 2>&1 & hypervisor=$$!; \
+	  $(DEMO_DATA) www $(DEMO_WWW) app $(DEMO_APP) & data=$$!; \
+	  $(DEMO_CDP) start $(DEMO_CDP_ROOT) || rc=$$?; \
+	  wait $$data || rc=$$?; \
+	  if [ $$rc -eq 0 ]; then $(DEMO_PLAYBOOK) || rc=$$?; fi; \
+	  wait $$hypervisor || { rc=$$?; cat $(DEMO_HYPERVISOR_ROOT)/start.log; }; \
+	  $(DEMO_CDP) stop $(DEMO_CDP_ROOT) || rc=$$?; \
+	  $(DEMO_HYPERVISOR) stop $(DEMO_HYPERVISOR_ROOT) || rc=$$?; \
+	  exit $$rc
 
 # Before the demo's state is removed: rm -rf must not walk into its mounted filesystems, and
 # their loop devices must not outlive their images. A failing stop stops demo-clean.

@@ -35,6 +35,8 @@ from fleet.sshd import (  # noqa: E402
 from hypervisor.libvirtd import stop_pid  # noqa: E402
 from snapshot.loop_helpers import must, run  # noqa: E402
 
+from demo_data import documents, orders  # noqa: E402  (beside this script)
+
 IMAGE_MB = 256
 REPLICA_HOST = "demo-replica"
 # Where restorable.backup.replica_access writes the sources' forced-command keys: demo-replica's
@@ -45,20 +47,39 @@ REPLICA_ADDRESSES = [f"127.0.0.{last}" for last in range(250, 200, -1)]
 AS_POSTGRES: dict[str, Any] = {"user": "postgres", "group": "postgres", "extra_groups": []}
 SAMPLE_FILES = {
     "README.txt": "Files of demo-web: a btrfs snapshot every minute, replicated to demo-replica.\n",
-    "orders/2026-01.csv": "id,item,quantity\n1,widget,3\n2,gadget,1\n3,sprocket,12\n",
     "notes/today.txt": "Call the supplier about the sprockets.\n",
+    **orders(months=6, rows=5000),
 }
 # The two volumes of an application that must be restored at the same instant: its documents and
-# the index that lists them.
+# the index that lists them. Small: every export of the group goes to the demo's 16 MB cartridges.
+INVOICES = documents(200)
 ARRAY_FILES = {
-    "documents": {"invoice-0001.txt": "Invoice 0001: 3 widgets.\n", "invoice-0002.txt": "Invoice 0002: 1 gadget.\n"},
-    "index": {"index.txt": "invoice-0001.txt\ninvoice-0002.txt\n"},
+    "documents": INVOICES,
+    "index": {"index.txt": "".join(f"{name}\n" for name in sorted(INVOICES))},
 }
+# demo-db's app database: customers, products and orders with deterministic values (hashes of the
+# row number, no random()), made once; the drill's point-in-time restore brings them back.
 SEED_SQL = """
+CREATE TABLE IF NOT EXISTS customers (
+    id int PRIMARY KEY, name text NOT NULL, city text NOT NULL, email text NOT NULL);
+CREATE TABLE IF NOT EXISTS products (
+    id int PRIMARY KEY, name text NOT NULL, price numeric(10, 2) NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (
-    id serial PRIMARY KEY, item text NOT NULL, quantity int NOT NULL, placed_at timestamptz NOT NULL DEFAULT now());
-INSERT INTO orders (item, quantity)
-    SELECT 'sample item ' || n, n FROM generate_series(1, 20) AS n WHERE NOT EXISTS (SELECT 1 FROM orders);
+    id serial PRIMARY KEY, item text NOT NULL, quantity int NOT NULL, placed_at timestamptz NOT NULL DEFAULT now(),
+    customer_id int REFERENCES customers, product_id int REFERENCES products);
+-- A demo state of an earlier version has orders without these two columns.
+ALTER TABLE orders ADD COLUMN IF NOT EXISTS customer_id int REFERENCES customers;
+ALTER TABLE orders ADD COLUMN IF NOT EXISTS product_id int REFERENCES products;
+INSERT INTO customers
+    SELECT n, 'Customer ' || n, (ARRAY['Lyon', 'Porto', 'Gdansk', 'Leeds', 'Graz'])[1 + n % 5], 'customer' || n || '@example.com'
+    FROM generate_series(1, 5000) AS n ON CONFLICT DO NOTHING;
+INSERT INTO products
+    SELECT n, 'Product ' || substr(md5(n::text), 1, 8), 1 + (abs(hashtext(n::text)) % 50000) / 100.0
+    FROM generate_series(1, 300) AS n ON CONFLICT DO NOTHING;
+INSERT INTO orders (item, quantity, placed_at, customer_id, product_id)
+    SELECT 'Product ' || substr(md5((1 + n % 300)::text), 1, 8), 1 + abs(hashtext('q' || n)) % 20,
+           timestamptz '2026-01-01' + n * interval '13 minutes', 1 + abs(hashtext('c' || n)) % 5000, 1 + n % 300
+    FROM generate_series(1, 40000) AS n WHERE NOT EXISTS (SELECT 1 FROM orders WHERE customer_id IS NOT NULL);
 """
 
 

@@ -6,6 +6,8 @@ running one small VM, demo-vm, with the guest agent, for the host tier of `make 
 
 It reuses the private hypervisor of the system tests (tests/system/hypervisor), so the demo
 runs exactly what the tests prove. Idempotent: start on a running instance only checks the VM.
+start ends by writing ROOT/started, "ready" or "failed: why": make demo boots the VM while the
+playbook plans and applies, and the playbook waits for that file before it backs up.
 """
 from __future__ import annotations
 
@@ -48,7 +50,20 @@ def start(root: Path) -> None:
             raise SystemExit(f"writing /data/ready in {VM} failed: {err.decode(errors='replace')}")
 
 
+def start_and_record(root: Path) -> None:
+    marker = root / "started"
+    root.mkdir(parents=True, exist_ok=True)
+    marker.unlink(missing_ok=True)
+    try:
+        start(root)
+    except BaseException as exc:  # SystemExit and Ctrl-C too: the playbook must not wait in vain
+        marker.write_text(f"failed: {exc}\n")
+        raise
+    marker.write_text("ready\n")
+
+
 def stop(root: Path) -> None:
+    (root / "started").unlink(missing_ok=True)  # a stopped VM is not ready
     daemon(root).stop()
     print("demo hypervisor stopped")
 
@@ -58,7 +73,7 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     root = Path(argv[2])
-    (start if argv[1] == "start" else stop)(root)
+    (start_and_record if argv[1] == "start" else stop)(root)
     return 0
 
 
