@@ -32,6 +32,9 @@ GUARDED = {
     "tests.system.tape": "tape libraries: btrfs on loop devices, moto S3 with Object Lock (root)",
     "tests.system.apply.test_tape_modules": "a directory tape library through ansible-playbook (root)",
     "tests.system.array": "array tier: btrfs and XFS on loop devices, PostgreSQL 15, the systemd-nspawn host (root)",
+    "tests.system.sites": "sites in network namespaces, a link shaped with tc (root)",
+    "tests.system.audit": "the audit of a real fleet, WORM attributes of a tape library (root)",
+    "tests.system.reports": "the HTML reports in headless Chromium",
 }
 # The systemd_host fixture's skip messages start with this, in whichever file a test uses it.
 GUARDED_SKIP_MESSAGE = "systemd_host"
