@@ -66,58 +66,6 @@ def stats_from_output(host: str, stdout: str) -> list[RepositoryStats]:
     return [repository_stats(host, target, modes) for target, modes in sorted(outputs.items())]
 
 
-class DemoSummaryError(ValueError):
-    """Input the summary cannot read; the message names what and where."""
-
-
-@dataclass(frozen=True)
-class RepositoryStats:
-    """One restic repository: every point restored in full (restore-size over all snapshots)
-    against the bytes the repository stores (raw-data)."""
-
-    host: str
-    target: str
-    points: int
-    logical_bytes: int
-    stored_bytes: int
-
-    @property
-    def ratio(self) -> float | None:
-        return self.logical_bytes / self.stored_bytes if self.stored_bytes else None
-
-
-def repository_stats(host: str, target: str, outputs: dict[str, str]) -> RepositoryStats:
-    """From the JSON of `restic stats --json --mode raw-data` and `--mode restore-size`."""
-    parsed = {mode: _stats_json(host, target, mode, outputs.get(mode)) for mode in STATS_MODES}
-    return RepositoryStats(host=host, target=target, points=int(parsed["restore-size"].get("snapshots_count") or 0),
-                           logical_bytes=int(parsed["restore-size"].get("total_size") or 0),
-                           stored_bytes=int(parsed["raw-data"].get("total_size") or 0))
-
-
-def _stats_json(host: str, target: str, mode: str, text: str | None) -> dict[str, Any]:
-    if not text:
-        raise DemoSummaryError(f"host {host}, repository {target}: no output of restic stats --mode {mode}")
-    try:
-        value = json.loads(text)
-    except ValueError:
-        raise DemoSummaryError(f"host {host}, repository {target}: restic stats --mode {mode} printed no JSON: "
-                               f"{text[:200]!r}") from None
-    if not isinstance(value, dict):
-        raise DemoSummaryError(f"host {host}, repository {target}: restic stats --mode {mode} printed {type(value).__name__}")
-    return value
-
-
-def stats_from_results(results: Sequence[dict[str, Any]]) -> list[RepositoryStats]:
-    """From the results of a looped command task whose items are [host, target, mode], or of the
-    async_status task that waited for it (whose item is the command's result)."""
-    outputs: dict[tuple[str, str], dict[str, str]] = {}
-    for result in results:
-        item = result["item"]
-        host, target, mode = item["item"] if isinstance(item, dict) else item
-        outputs.setdefault((host, target), {})[mode] = result.get("stdout", "")
-    return [repository_stats(host, target, modes) for (host, target), modes in sorted(outputs.items())]
-
-
 def stats_of_hosts(outputs: Sequence[tuple[str, str]]) -> tuple[list[RepositoryStats], list[str]]:
     """The stats of every (host, output) and what could not be read: a repository whose stats
     failed must not cost the rest of the summary."""
