@@ -37,6 +37,8 @@ from pathlib import Path
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "system"))
 
+from reapply_fleet import write_inventory  # noqa: E402  the same fleet as the re-apply bench
+
 TARGET_RATIO = 1.5
 PLAYBOOK_TIMEOUT = 600
 
@@ -54,43 +56,6 @@ TRIVIAL_PLAY = """\
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def write_inventory(directory: str, fleet, password_file: str) -> dict:
-    """Every host: agent_root and repository in its data dir; odd hosts one dataset, even two.
-    JSON files: the policy validator refuses integers that Ansible's YAML loader tagged."""
-    from fleet.inventory import inventory_data
-
-    group_vars = {
-        "agent_root": "{{ fleet_data_dir }}/root",
-        "restorable_targets": {"local-repo": {
-            "type": "local", "path": "{{ fleet_data_dir }}/repository",
-            "password": "{{ lookup('ansible.builtin.file', '%s') }}" % password_file,
-        }},
-        "restorable_schedules": {"nightly": {"calendar": "*-*-* 01:00:00", "jitter": "1h"}},
-    }
-    for sub in ("group_vars", "host_vars"):
-        os.makedirs(os.path.join(directory, sub), exist_ok=True)
-    _write_json(os.path.join(directory, "hosts.json"), inventory_data({"fleet": fleet.hosts}))
-    _write_json(os.path.join(directory, "group_vars", "all.json"), group_vars)
-    datasets_per_host = {}
-    for index, host in enumerate(fleet.hosts):
-        datasets = {}
-        for name in ("app", "www")[: 1 + index % 2]:
-            source = host.data_dir / "srv" / name
-            source.mkdir(parents=True, exist_ok=True)
-            for n in range(20):
-                (source / ("file-%02d.txt" % n)).write_text("%s %s %d\n" % (host.name, name, n) * 100)
-            datasets[name] = {"tier": "agent", "paths": [str(source)], "targets": ["local-repo"],
-                              "schedule": "nightly", "rpo": "26h", "retention": {"last": 7, "daily": 7}}
-        _write_json(os.path.join(directory, "host_vars", host.name + ".json"), {"restorable_datasets": datasets})
-        datasets_per_host[host.name] = len(datasets)
-    return datasets_per_host
-
-
-def _write_json(path: str, data: dict) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
 
 
 def play(argv: list, env: dict, cwd: str) -> float:
