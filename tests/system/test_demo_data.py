@@ -47,8 +47,8 @@ def test_written_once_a_later_run_keeps_it(demo_data, tmp_path, capsys):
     assert "present, kept" in capsys.readouterr().out
     assert not (tmp_path / "content.partial").exists()
     resent = sorted((content / "uploads" / "resent").iterdir())
-    assert [p.read_bytes() for p in resent] == [(content / "uploads" / "00" / "attachment-0000.bin").read_bytes(),
-                                                 (content / "uploads" / "04" / "attachment-0004.bin").read_bytes()]
+    originals = [content / "uploads" / "00" / "attachment-0000.bin", content / "uploads" / "04" / "attachment-0004.bin"]
+    assert [p.read_bytes() for p in resent] == [p.read_bytes() for p in originals]
 
 
 @pytest.mark.parametrize(("variable", "host", "dataset", "suffix"), [

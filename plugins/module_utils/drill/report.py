@@ -138,8 +138,8 @@ def _groups(records: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]]
 def html_report(records: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]], generated: str) -> str:
     esc = html.escape
     failed = sum(1 for r in records if r.get("result") == "failed")
-    out = ["<h1>Restore drills</h1><p>Generated %s: %d dataset drill(s), %s.</p>" % (
-               esc(short_time(generated)), len(records), '<span class="bad">%d failed</span>' % failed if failed else "none failed"),
+    outcome = '<span class="bad">%d failed</span>' % failed if failed else "none failed"
+    out = ["<h1>Restore drills</h1><p>Generated %s: %d dataset drill(s), %s.</p>" % (esc(short_time(generated)), len(records), outcome),
            "<table><tr><th>drill</th><th>dataset</th><th>host</th><th>drill host</th><th>result</th>"
            "<th>RTO / target</th><th>RPO / target</th><th>point</th><th>restored</th></tr>"]
     for record in records:

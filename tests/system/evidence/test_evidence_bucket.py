@@ -61,11 +61,10 @@ def shipped_runs(evidence_agent, moto_server, world, net):
     """Three real runs of testhost: the first while the bucket is unreachable (kept, shipped later)."""
     agent = evidence_agent
     dead = "http://127.0.0.1:%d" % net.free_port()
-    job = {"tier": "agent", "dataset": "www", "target": "local-repo"}
     outputs = []
     for dataset, endpoint in (("www", dead), ("www", None), ("db", None)):
-        config = agent.config(dataset, str(world["repo"]), world["password"], [str(world["data"])],
-                              evidence=evidence_section(world, moto_server, agent.root, endpoint, **dict(job, dataset=dataset)))
+        evidence = evidence_section(world, moto_server, agent.root, endpoint, tier="agent", dataset=dataset, target="local-repo")
+        config = agent.config(dataset, str(world["repo"]), world["password"], [str(world["data"])], evidence=evidence)
         run = agent.run(config, timeout=120)
         assert run.returncode == 0, run.stderr
         outputs.append(run)
