@@ -36,6 +36,7 @@ from ansible_collections.restorable.backup.plugins.module_utils.evidence.ledger 
     FIRST_SEQ, EvidenceChainError, empty_digest, fold, head_records, verify_chain)
 from ansible_collections.restorable.backup.plugins.module_utils.evidence.shipper import HEAD_NAME
 from ansible_collections.restorable.backup.plugins.module_utils.storage.s3api import S3Client, S3Error
+from ansible_collections.restorable.backup.plugins.plugin_utils.heap import cycle_collection_paused
 
 FACTS_FORMAT = 1
 MODES = ("chain", "heads")
@@ -235,7 +236,11 @@ def _facts_from_chains(reader: EvidenceBucket, hosts: list[str] | None) -> dict[
 def _facts_from_heads(reader: EvidenceBucket, hosts: list[str] | None) -> dict[str, dict]:
     if hosts is None:
         hosts = sorted(host for host, entries in reader.listing(None, versions=False).items() if "head" in entries)
-    heads = reader.parallel(reader.read, [(host, HEAD_NAME, None, True) for host in hosts])
+    return facts_of_heads(reader, hosts, reader.parallel(reader.read, [(host, HEAD_NAME, None, True) for host in hosts]))
+
+
+def facts_of_heads(reader: EvidenceBucket, hosts: list[str], heads: list[Any]) -> dict[str, dict]:
+    """The facts of each host from its head as read (None: no head), checked against the verified chain."""
     facts = {}
     for host, head in zip(hosts, heads):
         if head is None:
@@ -261,8 +266,9 @@ def fleet_facts_from_bucket(bucket: dict, hosts: list[str] | None) -> dict[str, 
         os.makedirs(reader.cache_dir, mode=0o700, exist_ok=True)
     wanted = list(hosts) if hosts is not None else None
     try:
-        if reader.settings["verify"] == "heads":
-            return _facts_from_heads(reader, wanted)
-        return _facts_from_chains(reader, wanted)
+        with cycle_collection_paused():  # every host's records stay alive until the audit: see heap.py
+            if reader.settings["verify"] == "heads":
+                return _facts_from_heads(reader, wanted)
+            return _facts_from_chains(reader, wanted)
     finally:
         reader.close()

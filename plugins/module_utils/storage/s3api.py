@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import os
@@ -50,7 +51,9 @@ def _hmac(key: bytes, text: str) -> bytes:
     return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
 
 
+@functools.lru_cache(maxsize=8)
 def signing_key(secret: str, date: str, region: str) -> bytes:
+    """Derived once per day and region (four HMACs), not for every request."""
     key = _hmac(("AWS4" + secret).encode("utf-8"), date)
     for part in (region, "s3", "aws4_request"):
         key = _hmac(key, part)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,17 @@ from ..tiers.base import MEDIA, Copy, target_copy
 
 # Ages a CDP or array run measures per copy (core/status.py RPO_COPIES), by the copy's kind.
 RPO_KEYS = {"snapshots": "source_seconds", "replica": "replica_seconds", "wal_archive": "archive_seconds", "tape": "tape_seconds"}
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parsed(text: str) -> datetime.datetime | None:
+    return parse_time(text)
+
+
+def moment(text: Any) -> datetime.datetime | None:
+    """parse_time, a text parsed once: a dataset's history is read by its copies, drills and trend, and a
+    fleet's records share times (runs of one schedule). Aware datetimes are immutable, safe to share."""
+    return _parsed(text) if isinstance(text, str) else None
 
 
 @dataclass
@@ -64,17 +76,17 @@ def newest_point(status: dict[str, Any], kind: str) -> tuple[datetime.datetime |
     """(time, as the document writes it) of a copy's newest good point: a restic copy's last success;
     for a CDP or array copy the age the last run measured for it, taken back from that run's end."""
     age = (status.get("rpo") or {}).get(RPO_KEYS.get(kind, "")) if kind != "repository" else None
-    finished = parse_time(status.get("finished")) if isinstance(age, (int, float)) else None
+    finished = moment(status.get("finished")) if isinstance(age, (int, float)) else None
     if finished is not None:
         point = finished - datetime.timedelta(seconds=float(age))
         return point, iso(point)
     text = (status.get("last_success") or {}).get("finished")
-    point = parse_time(text)
+    point = moment(text)
     return point, text if point else None
 
 
-def iso(moment: datetime.datetime | None) -> str | None:
-    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+def iso(value: datetime.datetime | None) -> str | None:
+    return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 def observe(expected: ExpectedCopy, facts: dict[str, Any], dataset: str, rpo: int | None,
@@ -121,7 +133,7 @@ def _with_vault(entry: dict[str, Any], expected: ExpectedCopy, facts: dict[str, 
     vaulted = [c for c in cartridges if str(c.get("location") or "").startswith("vault") and c.get("used_bytes")]
     if not vaulted:
         return [entry]
-    newest = max((t for t in (parse_time(c.get("last_written")) for c in vaulted) if t is not None), default=None)
+    newest = max((t for t in (moment(c.get("last_written")) for c in vaulted) if t is not None), default=None)
     vault = dict(entry, name="%s vault" % expected.name, kind="vault", offsite=True, immutable=True, immutable_verified=True,
                  newest_point=iso(newest), age_seconds=round((now - newest).total_seconds(), 1) if newest else None,
                  status="green", written=True,

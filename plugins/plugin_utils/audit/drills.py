@@ -7,7 +7,7 @@ import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ...module_utils.common.report_html import parse_time
+from .copies import moment
 
 
 class DrillIndex:
@@ -41,7 +41,7 @@ class DrillIndex:
         if not runs:
             return None
         record, source = runs[-1]
-        finished = parse_time(record.get("finished") or record.get("started"))
+        finished = moment(record.get("finished") or record.get("started"))
         rto = record.get("rto") or {}
         rpo = record.get("rpo") or {}
         return {"drill": record.get("drill"), "result": record.get("result"), "finished": record.get("finished"),

@@ -15,12 +15,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...module_utils.common.durations import parse_duration
-from ...module_utils.common.report_html import human_count, human_duration, parse_time
+from ...module_utils.common.report_html import human_count, human_duration
 from ..heap import cycle_collection_paused
 from ..policy.compliance import DEFAULT_DRILL_MAX_AGE
 from ..tiers import TIERS, Tiers
 from ..tiers.base import Fleet, TierPlanner
-from .copies import expected_copies, iso, observe
+from .copies import expected_copies, iso, moment, observe
 from .drills import DrillIndex
 
 AUDIT_FORMAT = 1
@@ -232,7 +232,7 @@ class DatasetAudit:
         if not trend["rpo"]:
             # Without drills, the RPO each backup achieved: the age the previous point had reached when it ran.
             for before, after in zip(successes, successes[1:]):
-                start, end = parse_time(before["finished"]), parse_time(after["finished"])
+                start, end = moment(before["finished"]), moment(after["finished"])
                 if start and end:
                     trend["rpo"].append([after["finished"], (end - start).total_seconds()])
         return trend
@@ -268,7 +268,8 @@ class FleetAudit:
         self.now = now or datetime.datetime.now(datetime.timezone.utc)
         self.source = source
         self.tiers = tiers
-        self.drills = DrillIndex(controller_drills or [], facts)
+        with cycle_collection_paused():  # indexes every drill record of the fleet: see heap.py
+            self.drills = DrillIndex(controller_drills or [], facts)
 
     def hosts(self) -> list[dict[str, Any]]:
         entries = []
@@ -295,8 +296,8 @@ class FleetAudit:
         return found
 
     def document(self) -> dict[str, Any]:
-        hosts = self.hosts()
         with cycle_collection_paused():  # the whole fleet's facts stay alive: see heap.py
+            hosts = self.hosts()
             datasets = self.datasets()
         summary = {"hosts": len(hosts), "unreachable": sum(1 for h in hosts if not h["reachable"]), "datasets": len(datasets)}
         summary.update({colour: sum(1 for d in datasets if d["status"] == colour) for colour in ("green", "amber", "red")})
