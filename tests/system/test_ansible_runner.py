@@ -269,8 +269,8 @@ def test_audit_fails_the_job_on_a_red_dataset(collections_path, tmp_path):  # no
     project.write_extravars({"vault_pw": "pw-" + token_hex(8), "audit_dir": str(tmp_path / "audit")})
     job = project.run("audit")
     assert (job.status, job.rc != 0) == ("failed", True), job.describe()
-    (failed,) = job.results("runner_on_failed", "ansible.builtin.fail").values()
-    assert failed["task"] == "Fail when any dataset is red"
+    (failed,) = job.results("runner_on_failed", "restorable.backup.audit").values()
+    assert failed["task"] == "Judge every declared dataset, print one line each, fail when any is red"
     assert "web1/www" in failed["res"]["msg"], failed["res"]
     assert "Traceback" not in job.stdout
     junit = (tmp_path / "audit/junit.xml").read_text()
