@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from ..common.durations import parse_time
 from ..core.jobspec import JobConfig
 from ..storage.s3api import S3Client, S3Error
 from ..storage.tape.library import open_library
@@ -14,20 +15,6 @@ from ..storage.tape.media import TapeError
 from .jobs import S3Location, s3_client
 
 SAMPLED_OBJECTS = 5  # snapshot objects whose retention is read back (one HEAD each)
-
-
-def utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def parse_time(text: str | None) -> datetime.datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
 
 
 def lock_entry(kind: str, verified: bool, mode: str | None, days: int | None, detail: str) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
-# Private to restorable.backup: durations as written in the policy ("15m", "26h", "7d").
+# Private to restorable.backup: durations as written in the policy ("15m", "26h", "7d"), and the
+# times status, drill and evidence records carry.
 from __future__ import annotations
 
+import datetime
 import functools
 import re
 
@@ -47,3 +49,14 @@ def format_duration(seconds: float) -> str:
     if seconds >= 60:
         return "%dm%ds" % divmod(seconds, 60)
     return "%ds" % seconds
+
+
+def parse_time(text: object) -> datetime.datetime | None:
+    """An ISO 8601 time of a record ('2026-12-03T10:00:00Z'), aware; None when absent or bad."""
+    if not text or not isinstance(text, str):
+        return None
+    try:
+        value = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)

@@ -10,6 +10,8 @@ import html
 import math
 from typing import Optional, Sequence
 
+from .durations import parse_time
+
 STATUS_COLOURS = {
     "green": "#1e8449", "passed": "#1e8449", "ok": "#1e8449",
     "amber": "#b9770e", "skipped": "#7f8c8d",
@@ -78,17 +80,6 @@ def human_count(value: int, noun: str) -> str:
 
 
 # -- time --------------------------------------------------------------------------------------
-
-def parse_time(text: Optional[str]) -> Optional[datetime.datetime]:
-    """An ISO 8601 time of a record ('2026-12-03T10:00:00Z'), aware; None when absent or bad."""
-    if not text or not isinstance(text, str):
-        return None
-    try:
-        value = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
-
 
 def short_time(text: Optional[str]) -> str:
     """'2026-12-03 10:00 UTC' for a record's time; what was given when it does not parse."""

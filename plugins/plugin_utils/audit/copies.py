@@ -9,7 +9,8 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from ...module_utils.common.report_html import human_count, human_duration, parse_time
+from ...module_utils.common.durations import parse_time
+from ...module_utils.common.report_html import human_count, human_duration
 from ..tiers.base import MEDIA, Copy, target_copy
 
 # Ages a CDP or array run measures per copy (core/status.py RPO_COPIES), by the copy's kind.
